@@ -1,0 +1,15 @@
+"""Errors raised by the store."""
+
+from __future__ import annotations
+
+from connectors.errors import LeadSyncError
+
+__all__ = ["LeadNotFound", "StateError"]
+
+
+class StateError(LeadSyncError):
+    """Raised when the store cannot do what was asked (schema too old, lease lost...)."""
+
+
+class LeadNotFound(StateError, LookupError):
+    """Raised when a lead looked up by id does not exist."""
