@@ -1,4 +1,4 @@
-"""Engines and sessions: SQLite (WAL, busy timeout, foreign keys) or PostgreSQL by URL."""
+"""Engines and sessions: SQLite (WAL, busy timeout, foreign keys) or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def redact_url(url: str | URL) -> str:
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """Create the engine for a store URL; a SQLite file's folder is created if missing."""
+    """Create the engine for a store URL (a SQLite file's folder is created)."""
     parsed = _normalise(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""

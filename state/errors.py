@@ -8,7 +8,7 @@ __all__ = ["LeadNotFound", "StateError"]
 
 
 class StateError(LeadSyncError):
-    """Raised when the store cannot do what was asked (schema too old, lease lost...)."""
+    """Raised when the store cannot do what was asked (old schema, lost lease...)."""
 
 
 class LeadNotFound(StateError, LookupError):

@@ -1,8 +1,9 @@
 """The store's tables (SQLModel).
 
-``Lead`` holds the leads of contract §4; ``LeadPayload`` the raw source record behind each
-synced lead (for ``remap`` and retries); ``ConnectorCursor``, ``Run`` and ``Failure`` the
-sync state; ``ApiKey`` the hashed API keys; ``SeenId`` the ids a snapshot pass listed.
+``Lead`` holds the leads of contract §4; ``LeadPayload`` the raw source record behind
+each synced lead (for ``remap`` and retries); ``ConnectorCursor``, ``Run`` and
+``Failure`` the sync state; ``ApiKey`` the hashed API keys; ``SeenId`` the ids a
+snapshot pass listed.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class Lead(SQLModel, table=True):
     status: str | None = Field(default=None, index=True)
     score: int | None = Field(default=None, index=True)
     source: str | None = Field(default=None, index=True)
-    tags: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
+    tags: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(JSONType, nullable=False)
+    )
     custom_fields: dict[str, Any] = Field(
         default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
     )
@@ -91,7 +94,7 @@ class Lead(SQLModel, table=True):
 
 
 class LeadPayload(SQLModel, table=True):
-    """The raw source record behind a synced lead, and the hash that skips re-mapping it."""
+    """The raw record behind a synced lead, and the hash that skips re-mapping it."""
 
     __tablename__ = "lead_payload"
 
@@ -181,14 +184,16 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=100, unique=True)
     prefix: str = Field(max_length=20, index=True)
     key_hash: str = Field(max_length=64)
-    scopes: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONType, nullable=False))
+    scopes: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(JSONType, nullable=False)
+    )
     created_at: datetime = _dt(nullable=False)
     last_used_at: datetime | None = _dt()
     revoked_at: datetime | None = _dt()
 
 
 class SeenId(SQLModel, table=True):
-    """The ids a snapshot pass listed, so that what it did not list can be tombstoned."""
+    """The ids a snapshot pass listed, so that what it missed can be tombstoned."""
 
     __tablename__ = "seen_id"
 

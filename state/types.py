@@ -24,23 +24,29 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """Convert to UTC (naive for SQLite) on the way in."""
         if value is None:
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
         if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored: give a tz-aware UTC value")
+            raise ValueError(
+                "naive datetimes are not stored: give a tz-aware UTC value"
+            )
         value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:  # noqa: ARG002 # signature fixed by SQLAlchemy
+        """Return tz-aware UTC on the way out."""
         if value is None:
             return None
         if isinstance(value, str):  # raw SQLite text, e.g. from a textual query
             value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            raise TypeError(f"unexpected stored datetime {value!r}")
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)

@@ -1,0 +1,290 @@
+"""Leads in bulk: batched upserts keyed by (origin, lead_id), tombstones, payloads.
+
+Every write here is one statement per batch (``INSERT ... ON CONFLICT``), never an ORM
+round trip per lead. Callers own the transaction, so a batch of leads, its failures and
+the cursor that covers it commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+from ulid import ULID
+
+from state.models import CONTENT_FIELDS, Lead, LeadPayload, SeenId
+
+__all__ = [
+    "LEAD",
+    "PAYLOAD",
+    "SEEN",
+    "DeleteResult",
+    "UpsertResult",
+    "chunked",
+    "clear_seen",
+    "content_hash",
+    "insert_for",
+    "known_raw_hashes",
+    "mark_seen",
+    "new_lead_id",
+    "tombstone_leads",
+    "tombstone_unseen",
+    "unseen_count",
+    "upsert_leads",
+    "upsert_payloads",
+]
+
+LEAD: sa.Table = SQLModel.metadata.tables[Lead.__tablename__]
+PAYLOAD: sa.Table = SQLModel.metadata.tables[LeadPayload.__tablename__]
+SEEN: sa.Table = SQLModel.metadata.tables[SeenId.__tablename__]
+_CHUNK = 500  # ids per IN (...) list: far below every driver's parameter limit
+
+
+def chunked(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    """Split a sequence into slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def new_lead_id() -> str:
+    """A new store id: ``lead_`` + ULID (sortable by creation time)."""
+    return f"lead_{ULID()}"
+
+
+def content_hash(lead: Mapping[str, Any]) -> str:
+    """Hash of a lead's content: equal hashes mean nothing a user sees changed."""
+    content = [lead.get(name) for name in CONTENT_FIELDS]
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def insert_for(session: Session, table: sa.Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    """What an upsert did: counts, and per lead_id the action and the store id."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    actions: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _existing(
+    session: Session, origin: str, lead_ids: Sequence[str]
+) -> dict[str, tuple[str, str, datetime | None]]:
+    found: dict[str, tuple[str, str, datetime | None]] = {}
+    cols = (LEAD.c.lead_id, LEAD.c.id, LEAD.c.content_hash, LEAD.c.deleted_at)
+    for part in chunked(lead_ids):
+        query = sa.select(*cols).where(
+            LEAD.c.origin == origin, LEAD.c.lead_id.in_(part)
+        )
+        for lead_id, id_, hash_, deleted_at in session.execute(query):
+            found[lead_id] = (id_, hash_, deleted_at)
+    return found
+
+
+def upsert_leads(
+    session: Session, *, origin: str, leads: Sequence[Mapping[str, Any]], now: datetime
+) -> UpsertResult:
+    """Insert new leads, update changed or tombstoned ones, leave unchanged ones alone.
+
+    A lead whose content hash is unchanged keeps its ``updated_at``. Within one call the
+    last lead for a lead_id wins.
+    """
+    result = UpsertResult()
+    latest = {str(lead["lead_id"]): lead for lead in leads}
+    if not latest:
+        return result
+    existing = _existing(session, origin, list(latest))
+    rows = []
+    for lead_id, lead in latest.items():
+        digest = content_hash(lead)
+        known = existing.get(lead_id)
+        if known is not None and known[1] == digest and known[2] is None:
+            result.unchanged += 1
+            result.actions[lead_id] = ("unchanged", known[0])
+            continue
+        store_id = known[0] if known else new_lead_id()
+        action = "updated" if known else "created"
+        setattr(result, action, getattr(result, action) + 1)
+        result.actions[lead_id] = (action, store_id)
+        row = {name: lead.get(name) for name in CONTENT_FIELDS}
+        row["tags"] = row["tags"] or []
+        row["custom_fields"] = row["custom_fields"] or {}
+        row.update(
+            id=store_id,
+            origin=origin,
+            lead_id=lead_id,
+            content_hash=digest,
+            created_at=now,
+            updated_at=now,
+            source_updated_at=lead.get("source_updated_at"),
+            deleted_at=None,
+        )
+        rows.append(row)
+    if rows:
+        stmt = insert_for(session, LEAD)
+        changed = sa.or_(
+            LEAD.c.content_hash != stmt.excluded.content_hash,
+            LEAD.c.deleted_at.is_not(None),
+        )
+        keep = {"id", "origin", "lead_id", "created_at"}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[LEAD.c.origin, LEAD.c.lead_id],
+            set_={c.name: stmt.excluded[c.name] for c in LEAD.c if c.name not in keep},
+            where=changed,
+        )
+        session.execute(stmt, rows)
+    return result
+
+
+def upsert_payloads(
+    session: Session,
+    *,
+    origin: str,
+    payloads: Iterable[tuple[str, Mapping[str, Any], str]],
+    now: datetime,
+) -> None:
+    """Store the raw record ``(lead_id, raw, raw_hash)`` behind each synced lead."""
+    rows = {
+        lead_id: {
+            "origin": origin,
+            "lead_id": lead_id,
+            "raw": dict(raw),
+            "raw_hash": raw_hash,
+            "fetched_at": now,
+        }
+        for lead_id, raw, raw_hash in payloads
+    }
+    if not rows:
+        return
+    stmt = insert_for(session, PAYLOAD)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[PAYLOAD.c.origin, PAYLOAD.c.lead_id],
+        set_={
+            "raw": stmt.excluded.raw,
+            "raw_hash": stmt.excluded.raw_hash,
+            "fetched_at": stmt.excluded.fetched_at,
+        },
+    )
+    session.execute(stmt, list(rows.values()))
+
+
+def known_raw_hashes(
+    session: Session, *, origin: str, lead_ids: Sequence[str]
+) -> dict[str, str]:
+    """The stored payload hash of each live lead among ``lead_ids``."""
+    found: dict[str, str] = {}
+    join = PAYLOAD.join(
+        LEAD,
+        sa.and_(LEAD.c.origin == PAYLOAD.c.origin, LEAD.c.lead_id == PAYLOAD.c.lead_id),
+    )
+    for part in chunked(lead_ids):
+        query = (
+            sa.select(PAYLOAD.c.lead_id, PAYLOAD.c.raw_hash)
+            .select_from(join)
+            .where(
+                PAYLOAD.c.origin == origin,
+                PAYLOAD.c.lead_id.in_(part),
+                LEAD.c.deleted_at.is_(None),
+            )
+        )
+        found.update(session.execute(query).tuples())
+    return found
+
+
+@dataclass(slots=True)
+class DeleteResult:
+    """What a bulk delete did: newly tombstoned, already tombstoned, unknown ids."""
+
+    deleted: list[str] = field(default_factory=list)
+    already_deleted: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+
+
+def tombstone_leads(
+    session: Session, *, origin: str, lead_ids: Sequence[str], now: datetime
+) -> DeleteResult:
+    """Tombstone leads by (origin, lead_id): ``deleted_at``, ``updated_at`` = now."""
+    result = DeleteResult()
+    wanted = list(dict.fromkeys(str(i) for i in lead_ids))
+    existing = _existing(session, origin, wanted)
+    for lead_id in wanted:
+        known = existing.get(lead_id)
+        if known is None:
+            result.not_found.append(lead_id)
+        elif known[2] is not None:
+            result.already_deleted.append(lead_id)
+        else:
+            result.deleted.append(lead_id)
+    for part in chunked(result.deleted):
+        session.execute(
+            LEAD.update()
+            .where(LEAD.c.origin == origin, LEAD.c.lead_id.in_(part))
+            .where(LEAD.c.deleted_at.is_(None))
+            .values(deleted_at=now, updated_at=now)
+        )
+    return result
+
+
+def mark_seen(session: Session, *, run_id: str, lead_ids: Iterable[str]) -> None:
+    """Remember that a snapshot pass listed these ids."""
+    rows = [{"run_id": run_id, "lead_id": i} for i in dict.fromkeys(lead_ids)]
+    if rows:
+        stmt = insert_for(session, SEEN).on_conflict_do_nothing()
+        session.execute(stmt, rows)
+
+
+def _unseen(origin: str, run_id: str) -> sa.ColumnElement[bool]:
+    seen = sa.select(SEEN.c.lead_id).where(SEEN.c.run_id == run_id)
+    return sa.and_(
+        LEAD.c.origin == origin,
+        LEAD.c.deleted_at.is_(None),
+        LEAD.c.lead_id.not_in(seen),
+    )
+
+
+def unseen_count(session: Session, *, origin: str, run_id: str) -> tuple[int, int]:
+    """``(missing, live)``: live leads the pass did not list, and all live leads."""
+    live = session.execute(
+        sa.select(sa.func.count())
+        .select_from(LEAD)
+        .where(LEAD.c.origin == origin, LEAD.c.deleted_at.is_(None))
+    ).scalar_one()
+    missing = session.execute(
+        sa.select(sa.func.count()).select_from(LEAD).where(_unseen(origin, run_id))
+    ).scalar_one()
+    return int(missing), int(live)
+
+
+def tombstone_unseen(
+    session: Session, *, origin: str, run_id: str, now: datetime
+) -> int:
+    """Tombstone the live leads a snapshot pass did not list; forget the pass."""
+    result = session.execute(
+        LEAD.update()
+        .where(_unseen(origin, run_id))
+        .values(deleted_at=now, updated_at=now)
+    )
+    clear_seen(session, run_id=run_id)
+    return int(cast(sa.CursorResult[Any], result).rowcount)
+
+
+def clear_seen(session: Session, *, run_id: str) -> None:
+    """Forget the ids a snapshot pass listed."""
+    session.execute(SEEN.delete().where(SEEN.c.run_id == run_id))
