@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, ClassVar, Literal, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,6 +26,7 @@ __all__ = [
     "Source",
     "SourceRecord",
     "parse_duration",
+    "utcnow",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -176,9 +177,10 @@ class Source(Protocol):
     """
 
     kind: ClassVar[str]
-    snapshot: ClassVar[bool]
+    config_model: ClassVar[type[ConnectorConfig]]
     supports_deletions: ClassVar[bool]
     supports_fetch: ClassVar[bool]
+    snapshot: bool
     name: str
 
     @classmethod
@@ -222,5 +224,3 @@ def utcnow() -> datetime:
     """The current time, tz-aware UTC."""
     return datetime.now(UTC)
 
-
-ConnectorType = Literal["csv", "hubspot", "salesforce", "pipedrive"]

@@ -204,7 +204,7 @@ def known_raw_hashes(
                 LEAD.c.deleted_at.is_(None),
             )
         )
-        found.update(session.execute(query).tuples())
+        found.update((row[0], row[1]) for row in session.execute(query))
     return found
 
 
