@@ -206,3 +206,7 @@ def db_upgrade(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
 def main() -> None:
     """Entry point of the ``leadsync`` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()
