@@ -1,7 +1,8 @@
 """Source paths and templates of the mapping language, compiled into getters.
 
 A path is dotted (``properties.email``); a segment that looks like an integer also
-indexes a list (``email.0.value``). A getter returns ``None`` for anything missing on
+indexes a list (``email.0.value``). A segment may hold inner spaces, so that CSV headers
+such as ``First Name`` can be addressed. A getter returns ``None`` for anything missing on
 the way and never raises.
 """
 
@@ -23,7 +24,7 @@ __all__ = [
 Getter = Callable[[Mapping[str, Any]], Any]
 Template = Callable[[Mapping[str, Any]], str | None]
 
-_SEGMENT = re.compile(r"^[\w$-]+$")
+_SEGMENT = re.compile(r"^[^.{}\s](?:[^.{}]*[^.{}\s])?$")
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 
@@ -38,8 +39,8 @@ def path_problem(path: object) -> str | None:
             return f"invalid path '{path}': empty segment (two dots or a dot at an end)"
         if not _SEGMENT.match(segment):
             return (
-                f"invalid path '{path}': segment '{segment}' may hold only letters,"
-                " digits, '_', '-' and '$'"
+                f"invalid path '{path}': segment '{segment}' may not start or end"
+                " with a space nor hold '{' or '}'"
             )
     return None
 

@@ -405,9 +405,9 @@ BASE = {"lead_id": "id", "fields": {"email": "properties.email"}}
         ({"lead_id": None}, "lead_id", "missing: the path of the record's lead_id"),
         ({"lead_id": "a..b"}, "lead_id", "invalid path 'a..b': empty segment"),
         (
-            {"updated_at": "modified at"},
+            {"updated_at": "modified at "},
             "updated_at",
-            "invalid path 'modified at': segment",
+            "invalid path 'modified at ': segment",
         ),
         (
             {"feilds": {}},
@@ -432,7 +432,7 @@ def test_top_level_problems(change: dict[str, Any], key: str, message: str) -> N
 @pytest.mark.parametrize(
     ("target", "spec", "key", "message"),
     [
-        ("email", "properties email", "fields.email", "invalid path 'properties e"),
+        ("email", "properties. email", "fields.email", "invalid path 'properties. e"),
         ("email", {"from": ".email"}, "fields.email.from", "invalid path '.email'"),
         ("email", {"from": 5}, "fields.email.from", "a path must be text"),
         ("fax", "f", "fields.fax", "unknown lead field 'fax' (known: email,"),
@@ -457,11 +457,11 @@ def test_top_level_problems(change: dict[str, Any], key: str, message: str) -> N
          "malformed template: unbalanced '{'"),
         ("name", {"template": "{first} {}"}, "fields.name.template",
          "malformed template: placeholder {}: empty placeholder"),
-        ("name", {"template": "{first name}"}, "fields.name.template",
-         "malformed template: placeholder {first name}: invalid path"),
+        ("name", {"template": "{first .name}"}, "fields.name.template",
+         "malformed template: placeholder {first .name}: invalid path"),
         ("name", {"template": "a } b"}, "fields.name.template", "malformed template"),
-        ("email", {"coalesce": ["a", "b c"]}, "fields.email.coalesce[1]",
-         "invalid path 'b c'"),
+        ("email", {"coalesce": ["a", "b. c"]}, "fields.email.coalesce[1]",
+         "invalid path 'b. c'"),
         ("email", {"coalesce": "a"}, "fields.email.coalesce", "coalesce takes a list"),
         ("status", {"from": "s", "map": ["NEW"]}, "fields.status.map",
          "map must be a mapping"),
@@ -487,7 +487,7 @@ def test_problems_are_located_and_reported_together() -> None:
         return lines.get(path)
 
     spec = {
-        "lead_id": "id with space",
+        "lead_id": "id. with space",
         "fields": {
             "phone": {"from": "p", "transform": [{"e164": {"region": "ZZ"}}]},
             "custom.size": "s",
@@ -513,7 +513,7 @@ def test_problems_are_located_and_reported_together() -> None:
     ]
     assert str(error).startswith(
         "mappings/hubspot.yaml: 4 problems in mapping\n"
-        "  - mappings/hubspot.yaml:1: lead_id: invalid path 'id with space'"
+        "  - mappings/hubspot.yaml:1: lead_id: invalid path 'id. with space'"
     )
 
 
@@ -542,3 +542,13 @@ def test_mapping_without_fields() -> None:
 def test_valid_paths() -> None:
     m = mapping({"email": "$properties.e-mail_1.0", "company": "Company"})
     assert m.source_paths == frozenset({"id", "$properties.e-mail_1.0", "Company"})
+
+
+def test_paths_may_hold_inner_spaces_for_csv_headers() -> None:
+    mapping = compile_mapping(
+        {"lead_id": "Record ID", "fields": {"email": "Email Address",
+                                            "name": {"template": "{First Name} {Last Name}"}}}
+    )
+    lead = mapping.apply({"Record ID": "7", "Email Address": "a@b.co",
+                          "First Name": "Ada", "Last Name": "Lovelace"})
+    assert (lead["lead_id"], lead["email"], lead["name"]) == ("7", "a@b.co", "Ada Lovelace")
