@@ -54,14 +54,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+_open_contexts: list[AppContext] = []
+
+
 def load_context(config: Path | None) -> AppContext:
-    """Load settings and configure logging from them."""
+    """Load settings and configure logging; ``run_command`` closes the context."""
     settings = load_settings(config)
     fmt = settings.logging.format
     configure_logging(
         json=None if fmt == "auto" else fmt == "json", level=settings.logging.level
     )
-    return AppContext(settings)
+    ctx = AppContext(settings)
+    _open_contexts.append(ctx)
+    return ctx
 
 
 @contextmanager
@@ -81,8 +86,12 @@ def _errors(debug: bool) -> Iterator[None]:
 
 def run_command(debug: bool, body: Callable[[], Any]) -> Any:
     """Run a command body, turning known errors into one-line messages."""
-    with _errors(debug):
-        return body()
+    try:
+        with _errors(debug):
+            return body()
+    finally:
+        while _open_contexts:
+            _open_contexts.pop().close()
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:

@@ -34,6 +34,11 @@ class AppContext:
             upgrade(engine)
         return engine
 
+    def close(self) -> None:
+        """Close the store's connections."""
+        if "db" in self.__dict__:
+            self.db.dispose()
+
     def connector(self, name: str) -> ConnectorConfig:
         """The config of the connector called ``name``."""
         for cfg in self.settings.connectors:

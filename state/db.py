@@ -62,7 +62,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(parsed, **kwargs)
+    # No server-side prepared statements: after a few executions PostgreSQL would plan
+    # the bulk ``IN (...)`` lookups generically, and such plans scan whole tables.
+    connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
+    return sa.create_engine(parsed, connect_args=connect_args, **kwargs)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ __all__ = [
     "chunked",
     "clear_seen",
     "content_hash",
+    "execute_rows",
     "insert_for",
     "known_raw_hashes",
     "mark_seen",
@@ -52,6 +53,22 @@ def chunked(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
     """Split a sequence into slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def execute_rows(session: Session, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Execute an INSERT for many rows in as few round trips as the driver allows.
+
+    SQLite's executemany is a fast C loop; psycopg would send one statement per row, so
+    PostgreSQL gets multi-row ``VALUES`` lists instead (kept under its parameter limit).
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(stmt, rows)
+        return
+    per_chunk = max(1, 30_000 // max(1, len(rows[0])))
+    for part in chunked(rows, per_chunk):
+        session.execute(stmt.values(list(part)))
 
 
 def new_lead_id() -> str:
@@ -149,7 +166,7 @@ def upsert_leads(
             set_={c.name: stmt.excluded[c.name] for c in LEAD.c if c.name not in keep},
             where=changed,
         )
-        session.execute(stmt, rows)
+        execute_rows(session, stmt, rows)
     return result
 
 
@@ -182,7 +199,7 @@ def upsert_payloads(
             "fetched_at": stmt.excluded.fetched_at,
         },
     )
-    session.execute(stmt, list(rows.values()))
+    execute_rows(session, stmt, list(rows.values()))
 
 
 def known_raw_hashes(
@@ -247,7 +264,7 @@ def mark_seen(session: Session, *, run_id: str, lead_ids: Iterable[str]) -> None
     rows = [{"run_id": run_id, "lead_id": i} for i in dict.fromkeys(lead_ids)]
     if rows:
         stmt = insert_for(session, SEEN).on_conflict_do_nothing()
-        session.execute(stmt, rows)
+        execute_rows(session, stmt, rows)
 
 
 def _unseen(origin: str, run_id: str) -> sa.ColumnElement[bool]:

@@ -14,7 +14,7 @@ from sqlmodel import SQLModel, col, select
 from ulid import ULID
 
 from state.models import ConnectorCursor, Failure, Run
-from state.store import chunked, insert_for
+from state.store import chunked, execute_rows, insert_for
 
 __all__ = [
     "FailureItem",
@@ -219,7 +219,7 @@ def record_failures(
         index_elements=[FAILURE.c.connector, FAILURE.c.item_key],
         set_={name: stmt.excluded[name] for name in rows[0] if name != "connector"},
     )
-    session.execute(stmt, rows)
+    execute_rows(session, stmt, rows)
 
 
 def open_failure_keys(session: Session, *, connector: str) -> set[str]:
