@@ -48,27 +48,64 @@ def generate(path: Path, rows: int, seed: int = 42) -> None:
     rng = random.Random(seed)
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["id", "email", "first_name", "last_name", "company", "job_title",
-                         "phone", "stage", "score", "tags", "industry", "updated_at"])
+        writer.writerow(
+            [
+                "id",
+                "email",
+                "first_name",
+                "last_name",
+                "company",
+                "job_title",
+                "phone",
+                "stage",
+                "score",
+                "tags",
+                "industry",
+                "updated_at",
+            ]
+        )
         for i in range(rows):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             area = rng.randint(201, 989)
-            phone = rng.choice([
-                f"({area}) 555-{i % 10000:04d}", f"{area}.555.{i % 10000:04d}",
-                f"+1 {area} 555 {i % 10000:04d}",
-            ])
-            writer.writerow([
-                f"L{i:08d}", f" {first.title()}.{last}{i}@example.com", first, last,
-                rng.choice(COMPANIES), "Buyer", phone, rng.choice(STAGES),
-                rng.randint(0, 100), "webinar;q3" if i % 3 else "", "software",
-                f"2024-01-{1 + i % 28:02d}T10:00:00Z",
-            ])
+            phone = rng.choice(
+                [
+                    f"({area}) 555-{i % 10000:04d}",
+                    f"{area}.555.{i % 10000:04d}",
+                    f"+1 {area} 555 {i % 10000:04d}",
+                ]
+            )
+            writer.writerow(
+                [
+                    f"L{i:08d}",
+                    f" {first.title()}.{last}{i}@example.com",
+                    first,
+                    last,
+                    rng.choice(COMPANIES),
+                    "Buyer",
+                    phone,
+                    rng.choice(STAGES),
+                    rng.randint(0, 100),
+                    "webinar;q3" if i % 3 else "",
+                    "software",
+                    f"2024-01-{1 + i % 28:02d}T10:00:00Z",
+                ]
+            )
 
 
 def run_sync(config: Path) -> tuple[float, int]:
     """Run ``leadsync sync`` in a fresh process; return (seconds, peak RSS in KiB)."""
-    cmd = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "service.cli", "sync",
-           "--config", str(config), "--json"]
+    cmd = [
+        "/usr/bin/time",
+        "-f",
+        "%M",
+        sys.executable,
+        "-m",
+        "service.cli",
+        "sync",
+        "--config",
+        str(config),
+        "--json",
+    ]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
@@ -83,7 +120,9 @@ def main() -> None:
     """Generate, sync twice, report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--store", default=None, help="store URL (default: SQLite file)")
+    parser.add_argument(
+        "--store", default=None, help="store URL (default: SQLite file)"
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="leadsync-bench-"))
@@ -96,16 +135,18 @@ def main() -> None:
     (work / "leadsync.yaml").write_text(
         f"store: {{url: '{store}'}}\nlead_fields: [{{name: industry, type: string}}]\n"
         "logging: {level: warning}\n"
-        "connectors:\n  - {name: bench, type: csv, path: leads.csv, mapping: mapping.yaml,"
-        " batch_size: 2000}\n"
+        "connectors:\n  - {name: bench, type: csv, path: leads.csv,"
+        " mapping: mapping.yaml, batch_size: 2000}\n"
     )
     first = run_sync(work / "leadsync.yaml")
     second = run_sync(work / "leadsync.yaml")
     backend = store.split(":", 1)[0]
     print(f"rows={args.rows:,} store={backend}")
     for label, (secs, kib) in (("first load", first), ("unchanged re-sync", second)):
-        print(f"  {label:18} {secs:8.2f} s  {args.rows / secs:10,.0f} leads/s  "
-              f"peak RSS {kib / 1024:6.0f} MiB")
+        print(
+            f"  {label:18} {secs:8.2f} s  {args.rows / secs:10,.0f} leads/s  "
+            f"peak RSS {kib / 1024:6.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

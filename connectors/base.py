@@ -38,7 +38,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 2h or 1d")
+        raise TypeError("expected a duration such as 30s, 5m, 2h or 1d")
     if isinstance(value, int | float):
         return timedelta(seconds=value)
     if isinstance(value, str):
@@ -69,8 +69,8 @@ class Cursor:
 class SourceRecord:
     """One raw record from a source.
 
-    ``fields`` is the record as the vendor sent it (nested dicts); ``position`` says where
-    it stands in the source for error messages (``leads.csv:42``).
+    ``fields`` is the record as the vendor sent it (nested dicts); ``position`` says
+    where it stands in the source for error messages (``leads.csv:42``).
     """
 
     id: str
@@ -108,7 +108,7 @@ class MappingHints:
 
 
 class Schedule(BaseModel):
-    """When the daemon runs a connector: ``{every: 5m}`` or ``{cron: "*/10 * * * *"}``."""
+    """When the daemon runs a connector: ``{every: 5m}`` or ``{cron: "*/10 * * *"}``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -153,7 +153,9 @@ class ConnectorConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     type: str
     enabled: bool = True
-    schedule: Schedule = Field(default_factory=lambda: Schedule(every=timedelta(minutes=5)))
+    schedule: Schedule = Field(
+        default_factory=lambda: Schedule(every=timedelta(minutes=5))
+    )
     lookback: timedelta = timedelta(0)
     lag: timedelta = timedelta(0)
     sweep: Schedule | None = None
@@ -172,8 +174,9 @@ class ConnectorConfig(BaseModel):
 class Source(Protocol):
     """What the engine needs from a connector.
 
-    ``snapshot`` is true when ``read_changes`` always lists the whole source (CSV without
-    an updated-at column): the engine then tombstones what a complete pass did not list.
+    ``snapshot`` is true when ``read_changes`` always lists the whole source (CSV
+    without an updated-at column): the engine then tombstones what a complete pass did
+    not list.
     """
 
     kind: ClassVar[str]
@@ -199,7 +202,7 @@ class Source(Protocol):
         ...
 
     def read_deletions(self, since: datetime | None) -> Iterator[list[str]]:
-        """Yield ids deleted in the source since ``since`` (if ``supports_deletions``)."""
+        """Yield ids deleted in the source since ``since`` (``supports_deletions``)."""
         ...
 
     def fetch(self, ids: Sequence[str]) -> Iterator[SourceRecord]:
@@ -223,4 +226,3 @@ class Source(Protocol):
 def utcnow() -> datetime:
     """The current time, tz-aware UTC."""
     return datetime.now(UTC)
-

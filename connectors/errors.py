@@ -3,7 +3,7 @@
 The tree::
 
     LeadSyncError
-    ├── ConfigError                  a config or mapping is invalid (names file, key, line)
+    ├── ConfigError                  an invalid config or mapping (file, key, line)
     └── SourceError                  talking to a source failed
         ├── AuthError                credentials rejected: fatal for the run
         ├── RetriableSourceError     429, 5xx, connection errors: retry with backoff
@@ -34,8 +34,8 @@ class LeadSyncError(Exception):
 class ConfigError(LeadSyncError):
     """Raised when a configuration or mapping is invalid.
 
-    ``file``, ``key`` (a dotted path such as ``connectors[0].schedule.every``) and ``line``
-    say where; ``str()`` renders them as ``file:line: key: message``.
+    ``file``, ``key`` (a dotted path such as ``connectors[0].schedule.every``) and
+    ``line`` say where; ``str()`` renders them as ``file:line: key: message``.
     """
 
     def __init__(

@@ -25,8 +25,9 @@ def read_from(committed: Cursor | None, lookback: timedelta) -> Cursor | None:
 def cap(cursor: Cursor | None, limit: datetime) -> Cursor | None:
     """Never commit past ``limit`` (the run's start minus lag).
 
-    A record stamped later than the run started may still be joined by others with the
-    same stamp that the source has not indexed yet; the next run re-reads from ``limit``.
+    A record stamped later than the run started may still be joined by others with
+    the same stamp that the source has not indexed yet; the next run re-reads from
+    ``limit``.
     """
     if cursor is None or cursor.ts <= limit:
         return cursor

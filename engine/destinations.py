@@ -45,7 +45,7 @@ class Destination(Protocol):
     name: str
 
     def apply(self, session: Session, batch: Batch, *, now: datetime) -> BatchResult:
-        """Write the batch; per-item rejections come back as ``(lead_id, code, msg)``."""
+        """Write the batch; rejected items come back as ``(lead_id, code, msg)``."""
         ...
 
 

@@ -4,7 +4,7 @@ The tree::
 
     LeadSyncError
     ├── ConfigError          invalid config or mapping (file, key path, line)
-    ├── MappingError         one record cannot be mapped: skippable, goes to the failure log
+    ├── MappingError         one record cannot be mapped: skipped into the failure log
     ├── StateError           the store refused (state/errors.py)
     │   └── LeadNotFound     also a LookupError
     └── SourceError          (connectors/errors.py) AuthError, RetriableSourceError,
@@ -37,14 +37,17 @@ __all__ = [
 
 
 class MappingError(LeadSyncError):
-    """Raised when one record cannot be mapped (a transform failed, a required field is
-    missing); the record goes to the failure log and the run goes on.
+    """Raised when one record cannot be mapped; it goes to the failure log.
+
+    A transform failed or a required field is missing; the run goes on.
 
     ``field`` is the lead field concerned, ``code`` a short machine-readable reason
     (``required``, ``transform``, ``invalid_email``...).
     """
 
-    def __init__(self, message: str, *, field: str | None = None, code: str = "mapping") -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str = "mapping"
+    ) -> None:
         self.field = field
         self.code = code
         self.message = message

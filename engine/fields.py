@@ -1,4 +1,4 @@
-"""The lead field model: the built-in fields of contract §4 and the organization's own."""
+"""The lead field model: the built-in fields of contract §4 and custom ones."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ BUILTIN_FIELDS: dict[str, str] = {
 
 
 class LeadFieldSpec(BaseModel):
-    """A custom lead field declared under ``lead_fields``: ``{name: industry, type: string}``."""
+    """A custom lead field under ``lead_fields``: ``{name: industry, type: string}``."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,9 +1,9 @@
 """Source paths and templates of the mapping language, compiled into getters.
 
 A path is dotted (``properties.email``); a segment that looks like an integer also
-indexes a list (``email.0.value``). A segment may hold inner spaces, so that CSV headers
-such as ``First Name`` can be addressed. A getter returns ``None`` for anything missing on
-the way and never raises.
+indexes a list (``email.0.value``). A segment may hold inner spaces, so that CSV
+headers such as ``First Name`` can be addressed. A getter returns ``None`` for anything
+missing on the way and never raises.
 """
 
 import re

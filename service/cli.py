@@ -9,6 +9,7 @@ import typer
 from engine import runner
 from engine.preview import preview_records
 from engine.sync import RunReport
+from service.cli_state import register as register_state_commands
 from service.clicommon import (
     ConfigOpt,
     DebugOpt,
@@ -20,7 +21,6 @@ from service.clicommon import (
     print_json,
     run_command,
 )
-from service.cli_state import register as register_state_commands
 from service.context import AppContext
 from service.progress import progress_reporter
 from state.db import make_engine, redact_url
@@ -59,9 +59,9 @@ def _print_reports(ctx: AppContext, reports: list[RunReport], as_json: bool) -> 
         c = r.counts
         style = "green" if r.ok else "red"
         out.print(
-            f"[bold]{r.connector}[/] {r.kind} [{style}]{r.outcome}[/]: read {c['read']}, "
-            f"created {c['created']}, updated {c['updated']}, unchanged {c['unchanged']}, "
-            f"deleted {c['deleted']}, failed {c['failed']}"
+            f"[bold]{r.connector}[/] {r.kind} [{style}]{r.outcome}[/]: "
+            f"read {c['read']}, created {c['created']}, updated {c['updated']}, "
+            f"unchanged {c['unchanged']}, deleted {c['deleted']}, failed {c['failed']}"
             + (
                 f", retried {c['retried']}, resolved {c['resolved']}"
                 if c["retried"]
@@ -93,7 +93,7 @@ def sync(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """One incremental pass of the named connectors (all enabled when none), then exit."""
+    """One incremental pass of the named connectors (default: all enabled)."""
 
     def body() -> bool:
         ctx = load_context(config)

@@ -86,7 +86,7 @@ def preview(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Fetch N records and show source record -> mapped lead side by side; writes nothing."""
+    """Show N source records beside their mapped leads; writes nothing."""
 
     def body() -> None:
         ctx = load_context(config)

@@ -1,4 +1,4 @@
-"""Commands that read or tend the store: status, failures, export, check-config, preview."""
+"""Commands that read or tend the store: status, failures, export."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 from sqlmodel import col, select
 
-from engine import runner
+from engine.runner import retry_due
+from engine.sync import COUNTS
 from service.cli_config import check_config, preview
 from service.clicommon import (
     ConfigOpt,
@@ -60,7 +61,7 @@ def status(
 
     def body() -> None:
         ctx = load_context(config)
-        rows = []
+        rows: list[dict[str, Any]] = []
         with session_scope(ctx.db) as session:
             fails = failure_counts(session)
             counts = lead_counts(session)
@@ -94,7 +95,7 @@ def status(
                             "started_at": _iso(last.started_at),
                             "finished_at": _iso(last.finished_at),
                             "error": last.error,
-                            **{k: getattr(last, k) for k in runner.COUNTS},
+                            **{k: getattr(last, k) for k in COUNTS},
                         },
                         "failures": {
                             "pending": fails.get(cfg.name, {}).get("pending", 0),
@@ -197,7 +198,7 @@ def failures_retry(
         for cfg in targets:
             syncer = ctx.syncer(cfg)
             with syncer.source:
-                reports.append(runner.retry_due(syncer))
+                reports.append(retry_due(syncer))
         rows = [
             {
                 "connector": r.connector,

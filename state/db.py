@@ -48,10 +48,11 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         memory = database in ("", ":memory:") or database.startswith("file::memory:")
         if not memory:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        connect_args = {"check_same_thread": False, "timeout": 30}
         if memory:
             kwargs.setdefault("poolclass", StaticPool)
-        engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+        engine = sa.create_engine(
+            parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -64,8 +65,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     # No server-side prepared statements: after a few executions PostgreSQL would plan
     # the bulk ``IN (...)`` lookups generically, and such plans scan whole tables.
-    connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
-    return sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+    pg_args: dict[str, Any] = {"prepare_threshold": None}
+    pg_args.update(kwargs.pop("connect_args", {}))
+    return sa.create_engine(parsed, connect_args=pg_args, **kwargs)
 
 
 @contextmanager

@@ -54,7 +54,7 @@ def iter_leads(
 def iter_payloads(
     engine: Engine, *, origin: str, chunk: int = 1000
 ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Stream the raw payloads behind the live leads of one origin, a chunk at a time."""
+    """Stream the raw payloads behind one origin's live leads, a chunk at a time."""
     after = ""
     join = PAYLOAD.join(
         LEAD,

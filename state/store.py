@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from sqlmodel import SQLModel
 from ulid import ULID
 
 from state.models import CONTENT_FIELDS, Lead, LeadPayload, SeenId
+from state.types import UTCDateTime
 
 __all__ = [
     "LEAD",
@@ -58,17 +59,58 @@ def chunked(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 def execute_rows(session: Session, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
     """Execute an INSERT for many rows in as few round trips as the driver allows.
 
-    SQLite's executemany is a fast C loop; psycopg would send one statement per row, so
-    PostgreSQL gets multi-row ``VALUES`` lists instead (kept under its parameter limit).
+    SQLite gets the driver's executemany (a C loop) on a statement compiled once, with
+    values converted here: SQLAlchemy's per-row parameter processing would cost more
+    than SQLite's own work. psycopg would send one statement per row, so PostgreSQL
+    gets multi-row ``VALUES`` lists instead (kept under its parameter limit).
     """
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(stmt, rows)
+    if session.get_bind().dialect.name == "postgresql":
+        per_chunk = max(1, 30_000 // max(1, len(rows[0])))
+        for part in chunked(rows, per_chunk):
+            session.execute(stmt.values(list(part)))
         return
-    per_chunk = max(1, 30_000 // max(1, len(rows[0])))
-    for part in chunked(rows, per_chunk):
-        session.execute(stmt.values(list(part)))
+    sql, order, converters = _compiled_sqlite(session, stmt, tuple(rows[0]))
+    params = [
+        tuple([conv(row[name]) for name, conv in zip(order, converters, strict=True)])
+        for row in rows
+    ]
+    session.connection().exec_driver_sql(sql, params)
+
+
+def _compiled_sqlite(
+    session: Session, stmt: Any, columns: tuple[str, ...]
+) -> tuple[str, list[str], list[Any]]:
+    # compiled per call: a millisecond per batch, against seconds of rows
+    compiled = stmt.values({c: sa.bindparam(c) for c in columns}).compile(
+        dialect=session.get_bind().dialect
+    )
+    order = list(compiled.positiontup or ())
+    converters = [_converter(stmt.table.c[name].type) for name in order]
+    return str(compiled), order, converters
+
+
+def _iso_naive(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _converter(column_type: Any) -> Any:
+    if isinstance(column_type, UTCDateTime):
+        return _iso_naive
+    if isinstance(column_type, sa.JSON):
+        return _json
+    return _same
 
 
 def new_lead_id() -> str:

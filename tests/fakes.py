@@ -25,7 +25,9 @@ class FakeSource:
     supports_deletions: ClassVar[bool] = True
     supports_fetch: ClassVar[bool] = True
 
-    def __init__(self, name: str = "fake", *, page_size: int = 3, snapshot: bool = False):
+    def __init__(
+        self, name: str = "fake", *, page_size: int = 3, snapshot: bool = False
+    ):
         self.name = name
         self.snapshot = snapshot
         self.page_size = page_size
@@ -60,7 +62,9 @@ class FakeSource:
             self.pages_served += 1
             yield Page(
                 records=[
-                    SourceRecord(id=id_, updated_at=ts, fields=dict(self.records[id_][1]))
+                    SourceRecord(
+                        id=id_, updated_at=ts, fields=dict(self.records[id_][1])
+                    )
                     for ts, id_ in chunk
                 ],
                 next_cursor=None if self.snapshot else Cursor(*chunk[-1]),

@@ -30,7 +30,7 @@ fields:
   custom.industry: properties.industry        # custom.* must be declared in lead_fields
   source: {value: hubspot}                    # a constant
 require: [email]                              # a record without these fails, item by item
-"""  # noqa: E501 verbatim from the contract
+"""
 
 LEAD_FIELDS = [
     LeadFieldSpec(name="industry", type="string"),
@@ -546,9 +546,24 @@ def test_valid_paths() -> None:
 
 def test_paths_may_hold_inner_spaces_for_csv_headers() -> None:
     mapping = compile_mapping(
-        {"lead_id": "Record ID", "fields": {"email": "Email Address",
-                                            "name": {"template": "{First Name} {Last Name}"}}}
+        {
+            "lead_id": "Record ID",
+            "fields": {
+                "email": "Email Address",
+                "name": {"template": "{First Name} {Last Name}"},
+            },
+        }
     )
-    lead = mapping.apply({"Record ID": "7", "Email Address": "a@b.co",
-                          "First Name": "Ada", "Last Name": "Lovelace"})
-    assert (lead["lead_id"], lead["email"], lead["name"]) == ("7", "a@b.co", "Ada Lovelace")
+    lead = mapping.apply(
+        {
+            "Record ID": "7",
+            "Email Address": "a@b.co",
+            "First Name": "Ada",
+            "Last Name": "Lovelace",
+        }
+    )
+    assert (lead["lead_id"], lead["email"], lead["name"]) == (
+        "7",
+        "a@b.co",
+        "Ada Lovelace",
+    )

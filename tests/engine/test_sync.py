@@ -41,8 +41,12 @@ def clock_fixture():
 
 def make(db, source, clock, spec=SPEC, **cfg):
     return Syncer(
-        db=db, cfg=FakeConfig(name=source.name, **cfg), source=source,
-        mapping=compile_mapping(spec), destination=StoreDestination(), clock=clock,
+        db=db,
+        cfg=FakeConfig(name=source.name, **cfg),
+        source=source,
+        mapping=compile_mapping(spec),
+        destination=StoreDestination(),
+        clock=clock,
     )
 
 
@@ -58,7 +62,9 @@ def failures(db):
 def test_first_sync_then_identical_sync_writes_nothing(db, clock):
     src = FakeSource(page_size=2)
     for i in range(5):
-        src.put(str(i), T0 + timedelta(minutes=i), email=f"U{i}@Example.com", company="Acme")
+        src.put(
+            str(i), T0 + timedelta(minutes=i), email=f"U{i}@Example.com", company="Acme"
+        )
     report = runner.sync(make(db, src, clock))
     assert report.ok
     assert report.counts["created"] == 5 and report.counts["read"] == 5
@@ -208,15 +214,24 @@ def test_remap_applies_a_new_mapping_without_fetching(db, clock):
     src = FakeSource()
     src.put("1", T0, email="a@x.com", company="acme inc")
     runner.sync(make(db, src, clock))
-    spec = {**SPEC, "fields": {**SPEC["fields"],
-                               "company": {"from": "company", "transform": ["title"]}}}
+    spec = {
+        **SPEC,
+        "fields": {
+            **SPEC["fields"],
+            "company": {"from": "company", "transform": ["title"]},
+        },
+    }
     served = src.pages_served
     report = runner.remap(make(db, src, clock, spec=spec))
     assert report.counts["updated"] == 1 and src.pages_served == served
     assert store(db)["1"]["company"] == "Acme Inc"
     # the next sync sees the new mapping's payload hash: nothing to redo
-    assert runner.sync(make(db, src, clock, spec=spec, lookback=timedelta(days=9))
-                       ).counts["unchanged"] == 1
+    assert (
+        runner.sync(make(db, src, clock, spec=spec, lookback=timedelta(days=9))).counts[
+            "unchanged"
+        ]
+        == 1
+    )
 
 
 def test_run_rows_record_counts(db, clock):
@@ -226,4 +241,8 @@ def test_run_rows_record_counts(db, clock):
     with session_scope(db) as s:
         run = s.query(Run).one()
     assert (run.outcome, run.read, run.created, run.finished_at) == (
-        "succeeded", 1, 1, clock.now)
+        "succeeded",
+        1,
+        1,
+        clock.now,
+    )

@@ -336,3 +336,71 @@ def test_transform_failures(spec, value, match):
 def test_bad_transform_specs(spec, match):
     with pytest.raises(TransformSpecError, match=match):
         build_transform(spec)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Ada.Lovelace@Example.COM",
+        "a+b@example.co.uk",
+        "x@localhost",
+        "x@example.test",
+        "a..b@example.com",
+        ".a@example.com",
+        "a@-bad-.com",
+        "a@example",
+        "a@[1.2.3.4]",
+        "é@example.com",
+        "a@bücher.de",
+        f"{'a' * 65}@example.com",
+        "a@b@example.com",
+        "o'neil@example.com",
+        "a@example..com",
+    ],
+)
+def test_email_fast_path_agrees_with_full_validation(address: str) -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        expected: str | None = validate_email(
+            address, check_deliverability=False
+        ).normalized.lower()
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = normalize_email(address)
+    except TransformError:
+        got = None
+    assert got == expected
+
+
+def test_phone_fast_path_agrees_with_phonenumbers() -> None:
+    from engine.mapping_values import _parse_phone
+
+    samples = []
+    for body in ("4155550100", "2125551234", "9895550000", "2015550199"):
+        a, b, c = body[:3], body[3:6], body[6:]
+        samples += [
+            f"({a}) {b}-{c}",
+            f"{a}.{b}.{c}",
+            f"{a}-{b}-{c}",
+            f"{a} {b} {c}",
+            f"+1 {a} {b} {c}",
+            f"+1-{a}-{b}-{c}",
+            f"1 {a} {b} {c}",
+            f"1-{a}-{b}-{c}",
+            f"{a}{b}{c}",
+            f"+1{a}{b}{c}",
+            f"1({a}){b}-{c}",
+        ]
+    for region in ("US", "CA", "GB", None):
+        for text in samples:
+            try:
+                expected: str | None = _parse_phone(text, region)
+            except TransformError:
+                expected = None
+            try:
+                got: str | None = normalize_phone(text, region)
+            except TransformError:
+                got = None
+            assert got == expected, (text, region)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,15 +32,33 @@ fields:
   custom.industry: industry
 require: [email]
 """
-HEADER = ["id", "email", "first_name", "company", "phone", "stage", "score", "tags",
-          "industry", "updated_at"]
+HEADER = [
+    "id",
+    "email",
+    "first_name",
+    "company",
+    "phone",
+    "stage",
+    "score",
+    "tags",
+    "industry",
+    "updated_at",
+]
 
 
 def row(i: int, **over: str) -> dict[str, str]:
-    base = {"id": f"L{i:05d}", "email": f" User{i}@Example.com ", "first_name": f"U{i}",
-            "company": "Acme", "phone": f"(415) 555-{i % 10000:04d}", "stage": "Open",
-            "score": str(i % 100), "tags": "a;b", "industry": "software",
-            "updated_at": "2024-01-01T00:00:00Z"}
+    base = {
+        "id": f"L{i:05d}",
+        "email": f" User{i}@Example.com ",
+        "first_name": f"U{i}",
+        "company": "Acme",
+        "phone": f"(415) 555-{i % 10000:04d}",
+        "stage": "Open",
+        "score": str(i % 100),
+        "tags": "a;b",
+        "industry": "software",
+        "updated_at": "2024-01-01T00:00:00Z",
+    }
     base.update(over)
     return base
 
@@ -96,8 +113,8 @@ class Project:
 
 
 @pytest.fixture(name="project")
-def project_fixture(tmp_path: Path, db_url: str) -> Iterator[Project]:
-    yield Project(tmp_path, db_url)
+def project_fixture(tmp_path: Path, db_url: str) -> Project:
+    return Project(tmp_path, db_url)
 
 
 def test_first_sync_stores_exactly_the_source(project: Project) -> None:
@@ -106,15 +123,29 @@ def test_first_sync_stores_exactly_the_source(project: Project) -> None:
     assert report["outcome"] == "succeeded"
     assert (report["read"], report["created"], report["failed"]) == (2, 2, 0)
     leads = project.leads()
-    one = {k: v for k, v in leads["L00001"].items() if k not in ("id", "created_at",
-                                                                  "updated_at")}
+    one = {
+        k: v
+        for k, v in leads["L00001"].items()
+        if k not in ("id", "created_at", "updated_at")
+    }
     assert one == {
-        "origin": "drop", "lead_id": "L00001", "email": "user1@example.com",
-        "first_name": "U1", "last_name": None, "name": None, "company": "Acme",
-        "title": None, "phone": "+14155550001", "owner": None, "status": "contacted",
-        "source": None, "score": 1, "tags": ["a", "b"],
+        "origin": "drop",
+        "lead_id": "L00001",
+        "email": "user1@example.com",
+        "first_name": "U1",
+        "last_name": None,
+        "name": None,
+        "company": "Acme",
+        "title": None,
+        "phone": "+14155550001",
+        "owner": None,
+        "status": "contacted",
+        "source": None,
+        "score": 1,
+        "tags": ["a", "b"],
         "custom_fields": {"industry": "software"},
-        "source_updated_at": "2024-01-01T00:00:00Z", "deleted_at": None,
+        "source_updated_at": "2024-01-01T00:00:00Z",
+        "deleted_at": None,
     }
     two = leads["L00002"]
     assert (two["status"], two["tags"], two["phone"]) == ("converted", [], None)
@@ -135,8 +166,10 @@ def test_modified_rows_are_updated_and_only_they(project: Project) -> None:
     write_csv(project.csv, [row(i) for i in range(10)])
     project.sync()
     before = project.leads()
-    write_csv(project.csv, [row(i, company="Globex") if i in (3, 7) else row(i)
-                            for i in range(10)])
+    write_csv(
+        project.csv,
+        [row(i, company="Globex") if i in (3, 7) else row(i) for i in range(10)],
+    )
     report = project.sync()
     assert (report["updated"], report["unchanged"]) == (2, 8)
     after = project.leads()
@@ -150,8 +183,11 @@ def test_incremental_same_timestamp_rows_across_batches(project: Project) -> Non
     write_csv(project.csv, [row(i) for i in range(1000)])
     assert project.sync()["created"] == 1000
     # later rows stamped with the very same time, and a change, are still picked up
-    write_csv(project.csv, [row(i) for i in range(1003)]
-              + [row(5, company="Changed", updated_at="2024-01-01T00:00:01Z")])
+    write_csv(
+        project.csv,
+        [row(i) for i in range(1003)]
+        + [row(5, company="Changed", updated_at="2024-01-01T00:00:01Z")],
+    )
     report = project.sync()
     assert (report["created"], report["updated"]) == (3, 1)
     leads = project.leads()
@@ -184,14 +220,15 @@ def test_malformed_rows_are_logged_then_resolved_when_fixed(project: Project) ->
         fh.write("L00099,x@y.com,too,few\n")
     report = project.sync()
     assert (report["created"], report["failed"]) == (4, 2)
-    failures = {f["item_key"]: f for f in json.loads(project.cli("failures", "list",
-                                                                   "--json"))}
+    failures = {
+        f["item_key"]: f for f in json.loads(project.cli("failures", "list", "--json"))
+    }
     assert "leads.csv:4" in failures["L00002"]["message"]
     assert failures["L00002"]["code"] == "transform"
     bad_row = failures["L00099"]
     assert "line 7" in bad_row["message"] and "expected 10 fields" in bad_row["message"]
     rows[2]["email"] = "fixed@example.com"
-    write_csv(project.csv, rows + [row(99)])
+    write_csv(project.csv, [*rows, row(99)])
     report = project.sync()
     assert report["resolved"] == 2
     assert json.loads(project.cli("failures", "list", "--json")) == []
@@ -205,7 +242,10 @@ def test_remap_after_a_mapping_change(project: Project) -> None:
     write_csv(project.csv, [row(i) for i in range(3)])
     project.sync()
     (project.root / "mapping.yaml").write_text(
-        MAPPING.replace("company: company", "company: {from: company, transform: [upper]}"))
+        MAPPING.replace(
+            "company: company", "company: {from: company, transform: [upper]}"
+        )
+    )
     report = json.loads(project.cli("remap", "drop", "--json"))[0]
     assert (report["kind"], report["updated"]) == ("remap", 3)
     assert {v["company"] for v in project.leads().values()} == {"ACME"}
@@ -217,19 +257,24 @@ def test_backfill_dry_run_writes_nothing(project: Project) -> None:
     write_csv(project.csv, rows)
     out = json.loads(project.cli("backfill", "drop", "--dry-run", "--json"))
     assert (out["read"], out["mapped"], out["failed"]) == (4, 4, 0)
-    assert out["unmapped_values"] == [{"field": "status", "value": "Mystery", "count": 1}]
+    assert out["unmapped_values"] == [
+        {"field": "status", "value": "Mystery", "count": 1}
+    ]
     assert project.leads() == {}
 
 
 def test_check_config_names_file_key_and_line(project: Project) -> None:
-    (project.root / "mapping.yaml").write_text(MAPPING.replace("[strip, lower, email]",
-                                                               "[strip, lowercase]"))
+    (project.root / "mapping.yaml").write_text(
+        MAPPING.replace("[strip, lower, email]", "[strip, lowercase]")
+    )
     runner = CliRunner()
     result = runner.invoke(app, ["check-config", "--config", project.config])
     reset_logging()
     assert result.exit_code == 2
-    assert "mapping.yaml:4: fields.email.transform[1]: unknown transform 'lowercase'" in (
-        result.stderr)
+    assert (
+        "mapping.yaml:4: fields.email.transform[1]: unknown transform 'lowercase'"
+        in (result.stderr)
+    )
 
 
 def test_export_csv(project: Project) -> None:
@@ -239,7 +284,10 @@ def test_export_csv(project: Project) -> None:
     lines = list(csv.DictReader(out.splitlines()))
     assert len(lines) == 1
     assert (lines[0]["email"], lines[0]["tags"], lines[0]["custom_fields"]) == (
-        "user1@example.com", "a;b", '{"industry": "software"}')
+        "user1@example.com",
+        "a;b",
+        '{"industry": "software"}',
+    )
 
 
 @pytest.mark.slow
@@ -250,15 +298,18 @@ def test_kill_between_batches_then_restart_converges(project: Project) -> None:
     engine = sa.create_engine(project.db_url)
     cmd = [sys.executable, "-m", "service.cli", "sync", "--config", project.config]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 120
         stored = 0
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 with engine.connect() as conn:
-                    stored = conn.execute(sa.text("select count(*) from lead")).scalar_one()
+                    stored = conn.execute(
+                        sa.text("select count(*) from lead")
+                    ).scalar_one()
             except sa.exc.DBAPIError:
                 stored = 0  # the schema is not there yet
             if stored >= 2_000:
@@ -278,9 +329,13 @@ def test_kill_between_batches_then_restart_converges(project: Project) -> None:
     assert report["created"] == total - partial
     with engine.connect() as conn:
         count, distinct = conn.execute(
-            sa.text("select count(*), count(distinct lead_id) from lead")).one()
-        runs = dict(conn.execute(sa.text("select outcome, count(*) from run group by outcome"))
-                    .all())
+            sa.text("select count(*), count(distinct lead_id) from lead")
+        ).one()
+        runs = dict(
+            conn.execute(
+                sa.text("select outcome, count(*) from run group by outcome")
+            ).all()
+        )
     engine.dispose()
     assert count == distinct == total
     assert runs == {"abandoned": 1, "succeeded": 1}

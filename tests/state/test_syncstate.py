@@ -23,8 +23,9 @@ def test_cursor_moves_forward_only(db):
     with session_scope(db) as s:
         assert save_cursor(s, connector="c", ts=T0, record_id="5", now=T0)
         assert not save_cursor(s, connector="c", ts=T0, record_id="4", now=T0)
-        assert not save_cursor(s, connector="c", ts=T0 - timedelta(1), record_id="9",
-                               now=T0)
+        assert not save_cursor(
+            s, connector="c", ts=T0 - timedelta(1), record_id="9", now=T0
+        )
         assert save_cursor(s, connector="c", ts=T0, record_id="6", now=T0)
     with session_scope(db) as s:
         row = get_cursor(s, "c")
@@ -34,10 +35,16 @@ def test_cursor_moves_forward_only(db):
 def _fail(db, run, keys, now, max_attempts=3):
     with session_scope(db) as s:
         record_failures(
-            s, connector="c", run_id=run,
-            items=[FailureItem(item_key=k, stage="map", code="required", message="m")
-                   for k in keys],
-            now=now, max_attempts=max_attempts, base=timedelta(minutes=1),
+            s,
+            connector="c",
+            run_id=run,
+            items=[
+                FailureItem(item_key=k, stage="map", code="required", message="m")
+                for k in keys
+            ],
+            now=now,
+            max_attempts=max_attempts,
+            base=timedelta(minutes=1),
             cap=timedelta(hours=1),
         )
 
@@ -81,8 +88,10 @@ def test_due_and_resolve_and_purge(db):
 
 def test_backoff_grows_and_caps():
     rng = random.Random(1)
-    delays = [backoff_delay(n, base=timedelta(minutes=1), cap=timedelta(hours=1), rng=rng)
-              for n in range(1, 12)]
+    delays = [
+        backoff_delay(n, base=timedelta(minutes=1), cap=timedelta(hours=1), rng=rng)
+        for n in range(1, 12)
+    ]
     assert delays[0] <= timedelta(seconds=90)
     assert delays[4] >= timedelta(minutes=8)  # 16 min * >= 0.5
     assert max(delays) <= timedelta(hours=1)
