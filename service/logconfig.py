@@ -49,7 +49,7 @@ _ROUTED = (
     "alembic",
 )
 # Per-request lines of the HTTP client are noise below debug (and may carry URLs).
-_CHATTY = ("httpx", "httpcore")
+_CHATTY = ("httpx", "httpcore", "alembic")  # per-request and per-connection chatter
 
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
