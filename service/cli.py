@@ -9,6 +9,7 @@ import typer
 from engine import runner
 from engine.preview import preview_records
 from engine.sync import RunReport
+from service.cli_api import apikey_app, serve
 from service.cli_state import register as register_state_commands
 from service.clicommon import (
     ConfigOpt,
@@ -38,6 +39,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 register_state_commands(app)
+app.command()(serve)
+app.add_typer(apikey_app, name="apikey")
 
 
 def _report_row(report: RunReport) -> dict[str, object]:

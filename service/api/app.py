@@ -1,0 +1,103 @@
+"""The app factory: ``create_app(settings, db=...)`` wires routers, errors, limits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from service.api.errors import install_error_handlers
+from service.api.metrics import ApiMetrics
+from service.api.middleware import ApiMiddleware
+from service.api.ratelimit import InMemoryRateLimiter, RateLimitBackend
+from service.api.routes_ops import build_ops_router
+from service.api.routes_read import build_read_router
+from service.api.routes_sync import build_sync_router
+from service.api.routes_write import build_write_router
+from service.api.schemas import build_models
+from service.settings import Settings
+from state.db import make_engine
+from state.leadquery import TotalCache
+from state.migrate import current_revision, head_revision, upgrade
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = """\
+The leads in the leadsync store, over JSON. Authenticate with `X-API-Key: <key>` or
+`Authorization: Bearer <key>` (create keys with `leadsync apikey create`). Errors are
+`{"error": {"code", "message", "details"}}`. Request examples show this
+organization's custom fields (`lead_fields`).
+"""
+
+
+def _version() -> str:
+    try:
+        return version("leadsync")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _ensure_schema(engine: Engine) -> None:
+    if current_revision(engine) != head_revision():
+        upgrade(engine)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db: Engine | None = None,
+    rate_limiter: RateLimitBackend | None = None,
+) -> FastAPI:
+    """Build the lead API.
+
+    Args:
+        settings: the loaded settings (``api`` and ``lead_fields`` shape the app).
+        db: a store engine whose schema is up to date; without it the app makes its
+            own from ``settings.store_url()``, upgrades it on startup and disposes of
+            it on shutdown.
+        rate_limiter: a shared backend for several processes; in-process by default.
+    """
+    owns_engine = db is None
+    engine = db if db is not None else make_engine(settings.store_url())
+    models = build_models(settings.lead_fields)
+    metrics = ApiMetrics(engine)
+    totals = TotalCache(engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owns_engine:
+            await run_in_threadpool(_ensure_schema, engine)
+        try:
+            yield
+        finally:
+            totals.close()
+            if owns_engine:
+                engine.dispose()
+
+    app = FastAPI(
+        title="leadsync lead API",
+        version=_version(),
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.limiter = rate_limiter or InMemoryRateLimiter()
+    app.state.totals = totals
+    app.state.models = models
+    app.state.metrics = metrics
+    app.state.write_lock = threading.Lock()
+    install_error_handlers(app)
+    app.include_router(build_ops_router())
+    app.include_router(build_read_router(models))
+    app.include_router(build_write_router(models))
+    app.include_router(build_sync_router(models))
+    app.add_middleware(
+        ApiMiddleware, metrics=metrics, max_body_bytes=settings.api.max_body_bytes
+    )
+    return app
