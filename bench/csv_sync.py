@@ -92,12 +92,12 @@ def generate(path: Path, rows: int, seed: int = 42) -> None:
             )
 
 
-def run_sync(config: Path) -> tuple[float, int]:
-    """Run ``leadsync sync`` in a fresh process; return (seconds, peak RSS in KiB)."""
+def run_sync(config: Path) -> tuple[float, int, float]:
+    """Run ``leadsync sync`` in a fresh process: (seconds, peak RSS KiB, CPU s)."""
     cmd = [
         "/usr/bin/time",
         "-f",
-        "%M",
+        "%M %U %S",
         sys.executable,
         "-m",
         "service.cli",
@@ -112,8 +112,8 @@ def run_sync(config: Path) -> tuple[float, int]:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"sync failed with exit code {proc.returncode}")
-    peak_kib = int(proc.stderr.strip().splitlines()[-1])
-    return elapsed, peak_kib
+    peak, user, system = proc.stderr.strip().splitlines()[-1].split()
+    return elapsed, int(peak), float(user) + float(system)
 
 
 def main() -> None:
@@ -142,10 +142,11 @@ def main() -> None:
     second = run_sync(work / "leadsync.yaml")
     backend = store.split(":", 1)[0]
     print(f"rows={args.rows:,} store={backend}")
-    for label, (secs, kib) in (("first load", first), ("unchanged re-sync", second)):
+    for label, (secs, kib, cpu) in (("first load", first), ("unchanged", second)):
         print(
-            f"  {label:18} {secs:8.2f} s  {args.rows / secs:10,.0f} leads/s  "
-            f"peak RSS {kib / 1024:6.0f} MiB"
+            f"  {label:10} {secs:8.2f} s  {args.rows / secs:9,.0f} leads/s  "
+            f"peak RSS {kib / 1024:5.0f} MiB  CPU {cpu:7.2f} s "
+            f"({cpu / secs:.2f} cores)"
         )
 
 
