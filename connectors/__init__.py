@@ -12,11 +12,15 @@ import functools
 from connectors.base import ConnectorConfig, Source
 from connectors.csvfile import CsvConfig
 from connectors.errors import ConfigError
+from connectors.hubspot.config import HubSpotConfig
 
 __all__ = ["CONFIG_MODELS", "source_class", "sources"]
 
 #: The config model of every connector type, keyed by ``type``.
-CONFIG_MODELS: dict[str, type[ConnectorConfig]] = {"csv": CsvConfig}
+CONFIG_MODELS: dict[str, type[ConnectorConfig]] = {
+    "csv": CsvConfig,
+    "hubspot": HubSpotConfig,
+}
 
 
 @functools.cache
@@ -25,8 +29,9 @@ def sources() -> dict[str, type[Source]]:
     # Built on first use: validating a config needs only CONFIG_MODELS, so the Source
     # classes are looked up only when something is about to run.
     from connectors.csvfile import CsvSource
+    from connectors.hubspot import HubSpotSource
 
-    registry: dict[str, type[Source]] = {"csv": CsvSource}
+    registry: dict[str, type[Source]] = {"csv": CsvSource, "hubspot": HubSpotSource}
     return registry
 
 

@@ -44,6 +44,7 @@ from service.logconfig import register_secret
 from service.sections import (
     AnyConnectorConfig,
     ApiSettings,
+    DaemonSettings,
     DestinationSettings,
     HttpDestinationSettings,
     LoggingSettings,
@@ -56,6 +57,7 @@ from service.sections import (
 
 __all__ = [
     "ApiSettings",
+    "DaemonSettings",
     "DestinationSettings",
     "HttpDestinationSettings",
     "LoggingSettings",
@@ -105,6 +107,7 @@ class Settings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     destination: DestinationSettings = Field(default_factory=DestinationSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
     _config_file: Path | None = PrivateAttr(default=None)
     _line_index: LineIndex = PrivateAttr(default_factory=LineIndex)
@@ -188,9 +191,14 @@ class Settings(BaseSettings):
                 )
             data, lines = load_yaml(path)
             return _mapping_dict(interpolate(data, lines, str(path)), str(path), lines)
-        resource = resources.files("engine").joinpath(
-            "mappings", f"{connector.type}.yaml"
-        )
+        # `<type>-<object>.yaml` first (hubspot-deals.yaml), then `<type>.yaml`.
+        names = [f"{connector.type}.yaml"]
+        kind = getattr(connector, "object", None)
+        if isinstance(kind, str) and kind:
+            names.insert(0, f"{connector.type}-{kind}.yaml")
+        folder = resources.files("engine").joinpath("mappings")
+        name = next((n for n in names if folder.joinpath(n).is_file()), names[-1])
+        resource = folder.joinpath(name)
         if not resource.is_file():
             where = ("connectors", index)
             raise ConfigError(
@@ -200,7 +208,7 @@ class Settings(BaseSettings):
                 key=format_key(where),
                 line=self._line_index.line_of(where),
             )
-        text_label = f"engine/mappings/{connector.type}.yaml"
+        text_label = f"engine/mappings/{name}"
         data, lines = load_yaml_text(resource.read_text(encoding="utf-8"), text_label)
         return _mapping_dict(interpolate(data, lines, text_label), text_label, lines)
 

@@ -285,16 +285,17 @@ def test_unknown_connector_type(write):
             str(path),
             "connectors[1].type",
             6,
-            "unknown connector type 'hubspott' (known: csv)",
+            "unknown connector type 'hubspott' (known: csv, hubspot)",
         )
     ]
 
 
 def test_registry():
-    assert set(CONFIG_MODELS) == {"csv"}
+    assert set(CONFIG_MODELS) == {"csv", "hubspot"}
     assert source_class("csv").kind == "csv"
+    assert source_class("hubspot").kind == "hubspot"
     with pytest.raises(
-        ConfigError, match=r"^unknown connector type 'nope' \(known: csv\)$"
+        ConfigError, match=r"^unknown connector type 'nope' \(known: csv, hubspot\)$"
     ):
         source_class("nope")
 
