@@ -19,6 +19,10 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
+    # checkpoint every ~40 MB of WAL instead of ~4 MB: bulk syncs write a few MB per
+    # batch, and a checkpoint (with its fsync) after nearly every commit cost a third
+    # of the write time
+    "PRAGMA wal_autocheckpoint=10000",
 )
 
 

@@ -7,8 +7,10 @@ the cursor that covers it commit together.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -130,9 +132,10 @@ def _compiled(
 
 
 def _iso_naive(value: datetime | None) -> str | None:
+    # SQLAlchemy's SQLite format, microseconds always written: text order = time order
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _json(value: Any) -> str | None:
@@ -151,16 +154,39 @@ def _converter(column_type: Any, dialect_name: str) -> Any:
     return _same
 
 
+_HASHED_FIELDS = tuple(name for name in CONTENT_FIELDS if name != "custom_fields")
+_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
+
+
+def new_lead_ids(count: int) -> list[str]:
+    """``count`` new store ids: ``lead_`` + ULID (sortable by creation time).
+
+    The 48-bit millisecond prefix is encoded once; each id's 80 random bits are
+    exactly 16 base32 digits, which ``b32encode`` spells in Crockford's alphabet once
+    translated: a fraction of the cost of building ULID objects one by one.
+    """
+    prefix = str(ULID())[:10]
+    noise = base64.b32encode(os.urandom(10 * count)).translate(_CROCKFORD).decode()
+    return [f"lead_{prefix}{noise[i : i + 16]}" for i in range(0, 16 * count, 16)]
+
+
 def new_lead_id() -> str:
     """A new store id: ``lead_`` + ULID (sortable by creation time)."""
-    return f"lead_{ULID()}"
+    return new_lead_ids(1)[0]
 
 
 def content_hash(lead: Mapping[str, Any]) -> str:
-    """Hash of a lead's content: equal hashes mean nothing a user sees changed."""
-    content = [lead.get(name) for name in CONTENT_FIELDS]
-    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """Hash of a lead's content: equal hashes mean nothing a user sees changed.
+
+    ``repr`` of the values (custom fields in key order) is several times cheaper than
+    canonical JSON and as deterministic for the JSON-like values a lead holds.
+    """
+    content = [lead.get(name) for name in _HASHED_FIELDS]
+    custom = lead.get("custom_fields") or {}
+    blob = f"{content!r}{sorted(custom.items())!r}"
+    return hashlib.blake2b(blob.encode(), digest_size=32).hexdigest()
 
 
 def insert_for(session: Session, table: sa.Table) -> Any:
@@ -208,6 +234,7 @@ def upsert_leads(
     if not latest:
         return result
     existing = _existing(session, origin, list(latest))
+    fresh = iter(new_lead_ids(len(latest) - len(existing)))
     rows = []
     for lead_id, lead in latest.items():
         digest = content_hash(lead)
@@ -216,7 +243,7 @@ def upsert_leads(
             result.unchanged += 1
             result.actions[lead_id] = ("unchanged", known[0])
             continue
-        store_id = known[0] if known else new_lead_id()
+        store_id = known[0] if known else next(fresh)
         action = "updated" if known else "created"
         setattr(result, action, getattr(result, action) + 1)
         result.actions[lead_id] = (action, store_id)

@@ -130,3 +130,20 @@ def test_upgrade_is_idempotent_and_keeps_data(db):
     assert before == after == head_revision()
     with db.connect() as conn:
         assert conn.execute(sa.text("select count(*) from lead")).scalar_one() == 1
+
+
+def test_new_lead_ids_are_ulids_sorted_by_time():
+    import time
+
+    from ulid import ULID
+
+    from state.store import new_lead_ids
+
+    first = new_lead_ids(500)
+    time.sleep(0.002)
+    later = new_lead_ids(1)[0]
+    assert len(set(first)) == 500
+    for lead_id in [*first, later]:
+        assert lead_id.startswith("lead_") and len(lead_id) == 31
+        ULID.from_str(lead_id[5:])  # valid Crockford base32 ULID
+    assert max(first)[:15] < later[:15]  # the time prefix orders them
