@@ -18,7 +18,7 @@ from connectors.base import Cursor, SourceRecord
 from connectors.errors import LeadSyncError
 from engine import cursor as cursors
 from engine.destinations import Batch
-from engine.sync import COUNTS, Progress, RunReport, Syncer
+from engine.sync import COUNTS, Progress, RunReport, RunStopped, Syncer
 from state.db import session_scope
 from state.reads import iter_payloads
 from state.store import clear_seen, tombstone_unseen, unseen_count
@@ -54,6 +54,10 @@ def _run(syncer: Syncer, kind: str) -> Iterator[RunReport]:
         syncer.load_open_failures()
         yield report
         report.outcome = "succeeded"
+    except RunStopped as exc:
+        report.outcome = "interrupted"
+        report.error = str(exc)
+        log.info("run_stopped")
     except (LeadSyncError, SQLAlchemyError, OSError) as exc:
         report.outcome = "failed"
         report.error = str(exc) or type(exc).__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,11 +20,13 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from connectors.base import ConnectorConfig, Cursor, Source, SourceRecord, utcnow
+from connectors.errors import LeadSyncError
 from engine import cursor as cursors
 from engine.destinations import Batch, Destination
 from engine.errors import MappingError
 from engine.mapping import CompiledMapping
 from state.db import session_scope
+from state.leases import check_fence
 from state.store import known_raw_hashes, mark_seen, upsert_payloads
 from state.syncstate import (
     FailureItem,
@@ -34,7 +37,7 @@ from state.syncstate import (
     save_cursor,
 )
 
-__all__ = ["COUNTS", "Progress", "RunReport", "Syncer"]
+__all__ = ["COUNTS", "Progress", "RunReport", "RunStopped", "Syncer"]
 
 log = structlog.get_logger("leadsync.sync")
 
@@ -49,6 +52,10 @@ COUNTS = (
     "resolved",
 )
 Progress = Callable[[int], None]
+
+
+class RunStopped(LeadSyncError):
+    """Raised between pages when the run was asked to stop (daemon shutdown)."""
 
 
 @dataclass(slots=True)
@@ -119,6 +126,12 @@ class Syncer:
         self.clock = clock
         self.name = cfg.name
         self._open_failures: set[str] = set()
+        #: the lease token every write of this syncer must still hold (daemon only)
+        self.fence: int | None = None
+        #: set to stop a pass between pages (daemon shutdown, lost lease)
+        self.stop: threading.Event | None = None
+        # a destination that does not fill the local lead table knows its own hashes
+        self._known_hashes = getattr(destination, "known_raw_hashes", known_raw_hashes)
 
     # -- one batch -------------------------------------------------------------------
 
@@ -172,7 +185,7 @@ class Syncer:
         known: dict[str, str] = {}
         if skip_unchanged and records:
             with session_scope(self.db) as session:
-                known = known_raw_hashes(
+                known = self._known_hashes(
                     session, origin=self.name, lead_ids=[r.id for r in records]
                 )
         apply = self.mapping.apply
@@ -278,7 +291,10 @@ class Syncer:
                     ts=cursor.ts,
                     record_id=cursor.id,
                     now=now,
+                    fence=self.fence,
                 )
+            elif self.fence is not None:
+                check_fence(session, connector=self.name, token=self.fence)
         return counts
 
     # -- a pass over the source ------------------------------------------------------
@@ -305,6 +321,8 @@ class Syncer:
         with ThreadPoolExecutor(1, thread_name_prefix=f"write-{self.name}") as writer:
             try:
                 for page in self.source.read_changes(since, until=until):
+                    if self.stop is not None and self.stop.is_set():
+                        raise RunStopped("stopped between pages; nothing half-written")
                     safe = (
                         cursors.cap(page.next_cursor, limit) if commit_cursor else None
                     )

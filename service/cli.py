@@ -10,6 +10,7 @@ from engine import runner
 from engine.preview import preview_records
 from engine.sync import RunReport
 from service.cli_api import apikey_app, serve
+from service.cli_daemon import run as run_daemon
 from service.cli_state import register as register_state_commands
 from service.clicommon import (
     ConfigOpt,
@@ -40,6 +41,7 @@ db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 register_state_commands(app)
 app.command()(serve)
+app.command(name="run")(run_daemon)
 app.add_typer(apikey_app, name="apikey")
 
 

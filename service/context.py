@@ -10,6 +10,7 @@ from connectors import source_class
 from connectors.base import ConnectorConfig, Source
 from connectors.errors import ConfigError
 from engine.destinations import Destination, StoreDestination
+from engine.httpdest import HttpDestination
 from engine.mapping import CompiledMapping, compile_mapping
 from engine.sync import Syncer
 from service.settings import Settings
@@ -67,8 +68,23 @@ class AppContext:
         return source_class(cfg.type).from_config(cfg, self.mapping(cfg).hints())
 
     def destination(self) -> Destination:
-        """Where leads are written."""
-        return StoreDestination()
+        """Where leads are written: the store, or one shared remote lead API client."""
+        remote = self.settings.destination.http
+        if self.settings.destination.type != "http" or remote is None:
+            return StoreDestination()
+        # one client (and one client-side rate budget) for every syncer of the process
+        shared: Destination | None = self.__dict__.get("_http_destination")
+        if shared is None:
+            shared = HttpDestination(
+                url=remote.url,
+                api_key=remote.api_key.get_secret_value(),
+                batch_size=remote.batch_size,
+                requests_per_minute=remote.requests_per_minute,
+                leads_per_minute=remote.leads_per_minute,
+                timeout=remote.timeout,
+            )
+            self.__dict__["_http_destination"] = shared
+        return shared
 
     def syncer(self, cfg: ConnectorConfig) -> Syncer:
         """A syncer for one connector (the caller closes ``syncer.source``)."""

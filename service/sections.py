@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
@@ -21,19 +22,21 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from connectors import CONFIG_MODELS
-from connectors.base import ConnectorConfig
+from connectors.base import ConnectorConfig, parse_duration
 from service.configerrors import KeyedValueError
 from service.configfile import KeyPath, format_key
 
 __all__ = [
     "AnyConnectorConfig",
     "ApiSettings",
+    "DaemonSettings",
     "DestinationSettings",
     "HttpDestinationSettings",
     "LoggingSettings",
@@ -141,6 +144,37 @@ class DestinationSettings(_Section):
     def _http_needs_block(self) -> Self:
         if self.type == "http" and self.http is None:
             raise ValueError("type 'http' needs an 'http' block with url and api_key")
+        return self
+
+
+class DaemonSettings(_Section):
+    """``leadsync run``: shutdown grace, connector leases and failure backoff."""
+
+    shutdown_grace: timedelta = timedelta(seconds=30)
+    lease_ttl: timedelta = timedelta(seconds=30)
+    misfire_grace: timedelta = timedelta(seconds=60)
+    failure_backoff: timedelta = timedelta(seconds=30)
+    max_failure_backoff: timedelta = timedelta(hours=1)
+    owner: str | None = Field(default=None, max_length=150)
+
+    @field_validator(
+        "shutdown_grace",
+        "lease_ttl",
+        "misfire_grace",
+        "failure_backoff",
+        "max_failure_backoff",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        if self.lease_ttl < timedelta(seconds=2):
+            raise ValueError("lease_ttl must be at least 2s")
+        if self.shutdown_grace < timedelta(0):
+            raise ValueError("shutdown_grace must not be negative")
         return self
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from state.models_lease import Lease as Lease  # registers the lease table
 from state.types import JSONType, UTCDateTime
 
 __all__ = [

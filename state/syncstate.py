@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel, col, select
 from ulid import ULID
 
+from state.leases import check_fence
 from state.models import ConnectorCursor, Failure, Run
 from state.store import chunked, execute_rows, insert_for
 
@@ -45,13 +46,22 @@ def get_cursor(session: Session, connector: str) -> ConnectorCursor | None:
 
 
 def save_cursor(
-    session: Session, *, connector: str, ts: datetime, record_id: str, now: datetime
+    session: Session,
+    *,
+    connector: str,
+    ts: datetime,
+    record_id: str,
+    now: datetime,
+    fence: int | None = None,
 ) -> bool:
     """Move the cursor to ``(ts, record_id)`` if that is ahead; never backwards.
 
     Returns whether it moved. The comparison is done by the database on the tuple, so a
-    concurrent writer cannot move it back either.
+    concurrent writer cannot move it back either. With ``fence`` (a lease token), the
+    write is refused with ``LostLeaseError`` unless that lease is still current.
     """
+    if fence is not None:
+        check_fence(session, connector=connector, token=fence)
     stmt = insert_for(session, CURSOR).values(
         connector=connector,
         ts=ts,
