@@ -102,6 +102,10 @@ def status(
                             "dead": fails.get(cfg.name, {}).get("dead", 0),
                         },
                         "leads": {"live": live, "deleted": deleted},
+                        # set by the daemon while a failing connector backs off
+                        "backoff": (cursor.state or {}).get("daemon")
+                        if cursor
+                        else None,
                     }
                 )
         if as_json:
@@ -120,12 +124,22 @@ def status(
                     f"read {run['read']} +{run['created']} ~{run['updated']} "
                     f"={run['unchanged']} -{run['deleted']} !{run['failed']}"
                 ),
-                f"{r['failures']['pending']} pending, {r['failures']['dead']} dead",
+                f"{r['failures']['pending']} pending, {r['failures']['dead']} dead"
+                + _backoff_text(r["backoff"]),
                 f"{r['leads']['live']} live, {r['leads']['deleted']} deleted",
             )
         out.print(table)
 
     run_command(debug, body)
+
+
+def _backoff_text(backoff: dict[str, Any] | None) -> str:
+    if not backoff or not backoff.get("consecutive_failures"):
+        return ""
+    until = backoff.get("backoff_until")
+    return f"; {backoff['consecutive_failures']} failed runs in a row" + (
+        f", backing off until {until}" if until else ""
+    )
 
 
 @failures_app.command("list")

@@ -48,8 +48,9 @@ _ROUTED = (
     "httpx",
     "alembic",
 )
-# Per-request lines of the HTTP client are noise below debug (and may carry URLs).
-_CHATTY = ("httpx", "httpcore", "alembic")  # per-request and per-connection chatter
+# Below debug these are noise: per-request lines of the HTTP client (which may carry
+# URLs), alembic per connection, apscheduler per tick.
+_CHATTY = ("httpx", "httpcore", "alembic", "apscheduler")
 
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None

@@ -339,3 +339,33 @@ def test_kill_between_batches_then_restart_converges(project: Project) -> None:
     engine.dispose()
     assert count == distinct == total
     assert runs == {"abandoned": 1, "succeeded": 1}
+
+
+def test_status_shows_a_daemon_backoff(project: Project) -> None:
+    from datetime import UTC, datetime
+
+    from state.db import make_engine, session_scope
+    from state.syncstate import save_cursor_state
+
+    write_csv(project.csv, [row(1)])
+    project.sync()
+    engine = make_engine(project.db_url)
+    with session_scope(engine) as session:
+        save_cursor_state(
+            session,
+            connector="drop",
+            now=datetime.now(UTC),
+            state={
+                "daemon": {
+                    "consecutive_failures": 3,
+                    "backoff_until": "2030-01-01T00:00:00+00:00",
+                }
+            },
+        )
+    engine.dispose()
+    status = json.loads(project.cli("status", "--json"))[0]
+    assert status["backoff"] == {
+        "consecutive_failures": 3,
+        "backoff_until": "2030-01-01T00:00:00+00:00",
+    }
+    assert "2030-01-01" in project.cli("status")  # the table wraps the text
