@@ -31,6 +31,7 @@ from connectors.errors import LeadSyncError, RetriableSourceError
 from connectors.http import Backoff, parse_retry_after, retry_call
 from engine.destinations import Batch, BatchResult
 from state.models import LeadPayload
+from state.store import SEEN as _SEEN
 from state.store import chunked
 
 __all__ = ["DestinationError", "HttpDestination"]
@@ -122,6 +123,27 @@ class HttpDestination:
             )
             found.update((row[0], row[1]) for row in session.execute(query))
         return found
+
+    def unseen_lead_ids(
+        self, session: Session, *, origin: str, run_id: str
+    ) -> tuple[list[str], int]:
+        """Pushed leads a snapshot pass did not list, and how many were pushed.
+
+        The payload table is this destination's record of what the remote holds (a
+        delete forwarded to the remote removes the payload row).
+        """
+        seen = sa.select(_SEEN.c.lead_id).where(_SEEN.c.run_id == run_id)
+        missing = session.execute(
+            sa.select(_PAYLOAD.c.lead_id).where(
+                _PAYLOAD.c.origin == origin, _PAYLOAD.c.lead_id.not_in(seen)
+            )
+        ).scalars()
+        pushed = session.execute(
+            sa.select(sa.func.count())
+            .select_from(_PAYLOAD)
+            .where(_PAYLOAD.c.origin == origin)
+        ).scalar_one()
+        return list(missing), int(pushed)
 
     def apply(self, session: Session, batch: Batch, *, now: datetime) -> BatchResult:  # noqa: ARG002 (the remote stamps its own times)
         """Push the batch; raises ``DestinationError`` unless the remote took it all."""

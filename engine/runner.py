@@ -21,7 +21,7 @@ from engine.destinations import Batch
 from engine.sync import COUNTS, Progress, RunReport, RunStopped, Syncer
 from state.db import session_scope
 from state.reads import iter_payloads
-from state.store import clear_seen, tombstone_unseen, unseen_count
+from state.store import chunked, clear_seen, tombstone_unseen, unseen_count
 from state.syncstate import (
     abandon_stale_runs,
     due_failures,
@@ -119,24 +119,41 @@ def _retry_pass(syncer: Syncer, report: RunReport) -> None:
 def _snapshot_deletes(
     syncer: Syncer, report: RunReport, run_id: str, *, allow_mass_delete: bool
 ) -> None:
-    """Tombstone what a complete snapshot pass did not list, unless that is too much."""
-    now = syncer.clock()
+    """Delete what a complete snapshot pass did not list, unless that is too much.
+
+    The embedded store tombstones in one statement; a destination that keeps its own
+    record of what it holds (``unseen_lead_ids``, the HTTP destination) is sent the
+    deletions in batches.
+    """
     threshold = syncer.cfg.mass_delete_threshold
+    finder = getattr(syncer.destination, "unseen_lead_ids", None)
+    ids: list[str] | None = None
     with session_scope(syncer.db) as session:
-        missing, live = unseen_count(session, origin=syncer.name, run_id=run_id)
+        if finder is None:
+            missing, live = unseen_count(session, origin=syncer.name, run_id=run_id)
+        else:
+            ids, live = finder(session, origin=syncer.name, run_id=run_id)
+            missing = len(ids)
         share = missing / live if live else 0.0
-        if missing and share > threshold and not allow_mass_delete:
+        refused = bool(missing) and share > threshold and not allow_mass_delete
+        if refused or ids is not None:
             clear_seen(session, run_id=run_id)
         else:
             report.counts["deleted"] += tombstone_unseen(
-                session, origin=syncer.name, run_id=run_id, now=now
+                session, origin=syncer.name, run_id=run_id, now=syncer.clock()
             )
-            return
-    raise MassDeleteError(
-        f"refusing to delete {missing} of {live} leads ({share:.0%} > "
-        f"{threshold:.0%} allowed): the source may be incomplete; rerun with "
-        "--allow-mass-delete if these deletions are intended"
-    )
+    if refused:
+        raise MassDeleteError(
+            f"refusing to delete {missing} of {live} leads ({share:.0%} > "
+            f"{threshold:.0%} allowed): the source may be incomplete; rerun with "
+            "--allow-mass-delete if these deletions are intended"
+        )
+    for part in chunked(ids or [], 100):
+        with session_scope(syncer.db) as session:
+            result = syncer.destination.apply(
+                session, Batch(origin=syncer.name, deletes=part), now=syncer.clock()
+            )
+            report.counts["deleted"] += result.deleted
 
 
 def _source_deletes(syncer: Syncer, report: RunReport, run_start: datetime) -> None:

@@ -64,6 +64,11 @@ class HubSpotClient:
     ``batch_read``, ``token``), retries included.
     """
 
+    @property
+    def daily_remaining(self) -> float | None:
+        """What HubSpot last said is left of the account's daily API calls."""
+        return self._limits.daily_remaining
+
     def __init__(
         self,
         cfg: HubSpotConfig,

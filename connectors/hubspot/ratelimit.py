@@ -32,6 +32,7 @@ class AccountLimits:
     general: TokenBucket
     clock: Clock
     daily_blocked_until: float = 0.0
+    daily_remaining: float | None = None
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn the burst limit and what remains of it from a response's headers."""
@@ -45,6 +46,9 @@ class AccountLimits:
         remaining = _number(get("X-HubSpot-RateLimit-Remaining"))
         if remaining is not None:
             self.general.clamp(remaining)
+        daily = _number(get("X-HubSpot-RateLimit-Daily-Remaining"))
+        if daily is not None:
+            self.daily_remaining = daily
 
     def block_daily(self) -> None:
         """Stop every connector of this account from asking for a while."""

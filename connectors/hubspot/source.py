@@ -87,6 +87,11 @@ class HubSpotSource:
         """Build it; the keyword arguments (clocks, sleep, rng) are for tests."""
         return cls(cfg, properties=properties_for(cfg, hints), **kwargs)
 
+    @property
+    def quota_remaining(self) -> float | None:
+        """Daily API calls left (``X-HubSpot-RateLimit-Daily-Remaining``), for metrics."""
+        return self.client.daily_remaining
+
     def check(self) -> None:
         """One small list request: proves the token, the scope and the base URL."""
         self.client.list_page(

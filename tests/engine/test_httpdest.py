@@ -143,3 +143,44 @@ def test_refusal_and_exhausted_retries_raise(session):
     dest = make(down, Clock())
     with pytest.raises(DestinationError, match="gave up retrying"):
         dest.apply(session, Batch(origin="csv", deletes=["1"]), now=NOW)
+
+
+def test_snapshot_deletions_reach_the_remote(tmp_path):
+    from engine import runner
+    from engine.mapping import compile_mapping
+    from engine.sync import Syncer
+    from state.db import make_engine
+    from state.migrate import upgrade
+    from tests.fakes import FakeConfig, FakeSource
+
+    db = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    upgrade(db)
+    remote, clock = Remote(first_status=200), Clock()
+    src = FakeSource(snapshot=True)
+    for i in range(10):
+        src.put(str(i), NOW, email=f"u{i}@x.com")
+    mapping = compile_mapping({"lead_id": "id", "fields": {"email": "email"}})
+
+    def sync(**kw):
+        syncer = Syncer(
+            db=db,
+            cfg=FakeConfig(name="fake"),
+            source=src,
+            mapping=mapping,
+            destination=make(remote, clock),
+        )
+        return runner.sync(syncer, **kw)
+
+    assert sync().counts["created"] == 10
+    del src.records["3"], src.records["7"]
+    report = sync()
+    assert report.ok and report.counts["deleted"] == 2
+    deletes = [c[1] for c in remote.calls if c[0] == "/v1/leads/sync/delete"]
+    assert deletes == [{"origin": "fake", "lead_ids": ["3", "7"]}]
+    assert sync().counts["deleted"] == 0  # forwarded once, not again
+    for i in range(8):
+        src.records.pop(str(i), None)
+    refused = sync()
+    assert refused.outcome == "failed" and "refusing to delete 6 of 8" in refused.error
+    assert len([c for c in remote.calls if c[0].endswith("/delete")]) == 1
+    db.dispose()

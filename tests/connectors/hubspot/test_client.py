@@ -107,8 +107,12 @@ def test_daily_remaining_zero_keeps_the_page_then_stops(hubspot):
     hubspot.fake.daily_remaining = 1  # this request is the last one of the day
     source = hubspot.source(batch_size=100)
     pages = source.read_changes(None)
+    assert source.quota_remaining is None  # nothing heard from HubSpot yet
     first = next(pages)
     assert len(first.records) == 100
+    assert (
+        source.quota_remaining == 0
+    )  # X-HubSpot-RateLimit-Daily-Remaining, for metrics
     with pytest.raises(DailyLimitError):
         next(pages)
     assert source.client.requests == {"list": 1}
