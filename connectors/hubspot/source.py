@@ -89,7 +89,7 @@ class HubSpotSource:
 
     @property
     def quota_remaining(self) -> float | None:
-        """Daily API calls left (``X-HubSpot-RateLimit-Daily-Remaining``), for metrics."""
+        """Daily API calls left (X-HubSpot-RateLimit-Daily-Remaining), for metrics."""
         return self.client.daily_remaining
 
     def check(self) -> None:
