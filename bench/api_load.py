@@ -2,7 +2,8 @@
 
 Builds the store in a temporary folder, starts ``leadsync serve`` (uvicorn, one
 process) on a free loopback port, and drives it with wrk (Debian package ``wrk``) when
-installed, else with httpx in threads. Scenarios: GET /v1/leads, GET /v1/leads/{id},
+installed, else with httpx in threads. Scenarios: GET /healthz (the framework alone,
+for comparison on a shared machine), GET /v1/leads, GET /v1/leads/{id},
 GET /v1/leads/search, POST /v1/leads/sync (100 leads per request, new leads each time).
 
     python bench/api_load.py [--leads 100000] [--seconds 10] [--connections 16]
@@ -127,7 +128,9 @@ local threads = 0
 setup = function(thread) thread:set("tid", threads); threads = threads + 1 end
 request = function()
   counter = counter + 1
-  if kind == "get" then
+  if kind == "health" then
+    return wrk.format("GET", "/healthz")
+  elseif kind == "get" then
     return wrk.format("GET", "/v1/leads/" .. ids[(counter %% #ids) + 1])
   elseif kind == "search" then
     return wrk.format("GET", "/v1/leads/search?q=" .. words[(counter %% #words) + 1])
@@ -165,23 +168,11 @@ def run_wrk(
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
+    flags = f"-t2 -c{conns} -d{seconds}s --timeout 10s -s {handle.name}".split()
+    headers = ["-H", f"X-API-Key: {key}", "-H", "Content-Type: application/json"]
     try:
         output = subprocess.run(
-            [
-                "wrk",
-                "-t2",
-                f"-c{conns}",
-                f"-d{seconds}s",
-                "--timeout",
-                "10s",
-                "-H",
-                f"X-API-Key: {key}",
-                "-H",
-                "Content-Type: application/json",
-                "-s",
-                handle.name,
-                base,
-            ],
+            ["wrk", *flags, *headers, base],
             capture_output=True,
             text=True,
             check=True,
@@ -215,7 +206,9 @@ def run_httpx(
             while time.monotonic() < stop:
                 counter += 1
                 started = time.perf_counter()
-                if kind == "get":
+                if kind == "health":
+                    response = client.get("/healthz")
+                elif kind == "get":
                     response = client.get(f"/v1/leads/{random.choice(ids)}")
                 elif kind == "search":
                     response = client.get(
@@ -270,6 +263,8 @@ def main() -> None:
         try:
             rows = []
             for label, kind, conns in (
+                # The framework alone, for comparison on a shared machine.
+                ("GET /healthz (no key, no SQL)", "health", args.connections),
                 ("GET /v1/leads", "list", args.connections),
                 ("GET /v1/leads/{id}", "get", args.connections),
                 ("GET /v1/leads/search", "search", args.connections),

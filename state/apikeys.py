@@ -26,6 +26,7 @@ from state.models import ApiKey
 __all__ = [
     "KEY_PREFIX",
     "SCOPES",
+    "TOUCH_EVERY",
     "ApiKeyExists",
     "ApiKeyInfo",
     "ApiKeyNotFound",
@@ -43,7 +44,9 @@ KEY_PREFIX = "lsk"
 #: Every scope of contract §5; ``admin`` grants all the others.
 SCOPES = ("leads:read", "leads:write", "leads:sync_create", "leads:delete", "admin")
 _TABLE: sa.Table = SQLModel.metadata.tables[ApiKey.__tablename__]
-_TOUCH_EVERY = timedelta(minutes=1)
+#: ``last_used_at`` is written at most this often per key.
+#: ``last_used_at`` is written at most this often per key.
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 class UnknownScopeError(StateError, ValueError):
@@ -194,7 +197,7 @@ def verify_api_key(session: Session, key: str) -> ApiKeyInfo | None:
 
 def touch_api_key(session: Session, *, key: ApiKeyInfo, now: datetime) -> bool:
     """Record use of a key, at most once a minute; returns whether it wrote."""
-    if key.last_used_at is not None and now - key.last_used_at < _TOUCH_EVERY:
+    if key.last_used_at is not None and now - key.last_used_at < TOUCH_EVERY:
         return False
     session.execute(
         _TABLE.update().where(_TABLE.c.id == key.id).values(last_used_at=now)

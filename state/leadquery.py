@@ -1,13 +1,13 @@
 """Reading leads for the API: filtered, sorted, paginated lists, search and get.
 
-Every query is built with SQLAlchemy, so every value is a bound parameter. Totals of
-list and search pages come from ``TotalCache`` when the store has not changed since
-they were counted (SQLite: ``PRAGMA data_version``), since counting 100,000 rows costs
-far more than reading a page.
+Every value is a bound parameter. Totals come from ``TotalCache`` while the store is
+unchanged (SQLite ``PRAGMA data_version``): 100,000-row counts cost more than a page.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -21,7 +21,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from state.errors import LeadNotFound
-from state.leadsearch import match_condition, match_field, query_words, search_select
+from state.leadsearch import (
+    match_condition,
+    match_field,
+    query_words,
+    search_params,
+    search_select,
+)
 from state.reads import lead_row_to_dict
 from state.store import LEAD
 
@@ -121,41 +127,71 @@ class TotalCache:
                 self._conn = None
 
 
-def _tag_condition(session: Session, tag: str) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        sql = "lead.tags @> jsonb_build_array(CAST(:tag_filter AS text))"
-    else:
-        sql = (
-            "EXISTS (SELECT 1 FROM json_each(lead.tags) AS t"
-            " WHERE t.value = :tag_filter)"
-        )
-    return sa.text(sql).bindparams(tag_filter=tag)
+_TAG_SQL = {
+    "postgresql": "lead.tags @> jsonb_build_array(CAST(:filter_tag AS text))",
+    "sqlite": (
+        "EXISTS (SELECT 1 FROM json_each(lead.tags) AS t WHERE t.value = :filter_tag)"
+    ),
+}
+_EQUAL_FILTERS = ("status", "source", "origin", "owner")
+_RANGE_FILTERS = (
+    ("updated_since", "updated_at", operator.ge),
+    ("created_after", "created_at", operator.gt),
+    ("created_before", "created_at", operator.lt),
+)
+_Shape = tuple[str, tuple[str, ...], bool | None, bool]
 
 
-def _conditions(session: Session, f: LeadFilter) -> list[Any]:
-    where: list[Any] = []
-    # A mirror reading by updated_since must see deletes: tombstones come along.
-    if not f.include_deleted and f.updated_since is None:
-        where.append(LEAD.c.deleted_at.is_(None))
-    for name in ("status", "source", "origin", "owner"):
+def _shape_and_params(f: LeadFilter, dialect: str) -> tuple[_Shape, dict[str, Any]]:
+    """Which filters are set (the statement's shape) and their bound values."""
+    params: dict[str, Any] = {}
+    for name in (*_EQUAL_FILTERS, "tag", *(r[0] for r in _RANGE_FILTERS)):
         value = getattr(f, name)
         if value is not None:
-            where.append(LEAD.c[name] == value)
-    if f.tag is not None:
-        where.append(_tag_condition(session, f.tag))
-    if f.updated_since is not None:
-        where.append(LEAD.c.updated_at >= f.updated_since)
-    if f.created_after is not None:
-        where.append(LEAD.c.created_at > f.created_after)
-    if f.created_before is not None:
-        where.append(LEAD.c.created_at < f.created_before)
+            params[f"filter_{name}"] = value
+    q_state = None
     if f.q is not None:
         words = query_words(f.q)
-        if not words:
-            where.append(sa.false())
-        else:
-            where.append(match_condition(session, words))
-    return where
+        q_state = bool(words)
+        if words:
+            params.update(search_params(f.q, words, dialect))
+    # A mirror reading by updated_since must see deletes: tombstones come along.
+    live_only = not f.include_deleted and f.updated_since is None
+    return (dialect, tuple(sorted(params)), q_state, live_only), params
+
+
+@functools.lru_cache(maxsize=256)
+def _list_statements(
+    shape: _Shape, sort_by: str, sort_order: SortOrder
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The count and page statements of one shape of list request.
+
+    Built once per shape, with bound parameters: composing the expressions costs
+    more than running the query for a page of leads.
+    """
+    dialect, names, q_state, live_only = shape
+    where: list[Any] = [LEAD.c.deleted_at.is_(None)] if live_only else []
+    for name in _EQUAL_FILTERS:
+        if f"filter_{name}" in names:
+            where.append(LEAD.c[name] == sa.bindparam(f"filter_{name}"))
+    if "filter_tag" in names:
+        where.append(sa.text(_TAG_SQL[dialect]))
+    for name, column, compare in _RANGE_FILTERS:
+        if f"filter_{name}" in names:
+            param = sa.bindparam(f"filter_{name}", type_=LEAD.c[column].type)
+            where.append(compare(LEAD.c[column], param))
+    if q_state is not None:
+        where.append(match_condition(dialect) if q_state else sa.false())
+    sort_column = LEAD.c[sort_by]
+    ordered = sort_column.asc() if sort_order == "asc" else sort_column.desc()
+    tiebreak = LEAD.c.id.asc() if sort_order == "asc" else LEAD.c.id.desc()
+    if sort_by == "score":
+        ordered = ordered.nulls_last()
+    count = sa.select(sa.func.count()).select_from(
+        sa.select(LEAD.c.id).where(*where).subquery()
+    )
+    page = sa.select(LEAD).where(*where).order_by(ordered, tiebreak)
+    return count, page
 
 
 def _count(
@@ -163,16 +199,14 @@ def _count(
     select: sa.Select[Any],
     key: Hashable,
     totals: TotalCache | None,
+    params: dict[str, Any] | None = None,
 ) -> int:
+    """The total of a list or search (``select`` counts), cached while unchanged."""
     version = totals.version() if totals is not None else None
     cached = totals.get(key, version) if totals is not None else None
     if cached is not None:
         return cached
-    total = int(
-        session.execute(
-            sa.select(sa.func.count()).select_from(select.subquery())
-        ).scalar_one()
-    )
+    total = int(session.connection().execute(select, params).scalar_one())
     if totals is not None:
         totals.put(key, version, total)
     return total
@@ -191,21 +225,14 @@ def list_leads(
     """One page of leads matching ``filters``, ordered by ``sort_by`` then id."""
     if sort_by not in SORT_FIELDS:
         raise ValueError(f"cannot sort by {sort_by!r}")
-    where = _conditions(session, filters)
-    column = LEAD.c[sort_by]
-    ordered = column.asc() if sort_order == "asc" else column.desc()
-    tiebreak = LEAD.c.id.asc() if sort_order == "asc" else LEAD.c.id.desc()
-    if sort_by == "score":
-        ordered = ordered.nulls_last()
-    base = sa.select(LEAD.c.id).where(*where)
-    total = _count(session, base, ("list", filters), totals)
-    rows = session.execute(
-        sa.select(LEAD)
-        .where(*where)
-        .order_by(ordered, tiebreak)
-        .limit(limit)
-        .offset((page - 1) * limit)
-    ).mappings()
+    shape, params = _shape_and_params(filters, session.get_bind().dialect.name)
+    count, select = _list_statements(shape, sort_by, sort_order)
+    total = _count(session, count, ("list", filters), totals, params)
+    rows = (
+        session.connection()
+        .execute(select.limit(limit).offset((page - 1) * limit), params)
+        .mappings()
+    )
     return LeadPage(items=[lead_row_to_dict(r) for r in rows], total=total)
 
 
@@ -222,22 +249,43 @@ def search_leads(
     words = query_words(q)
     if not words:
         return LeadPage()
-    select, order = search_select(session, q, words)
+    select, order = search_select(session)
+    params = search_params(q, words, session.get_bind().dialect.name)
     if status is not None:
         select = select.where(LEAD.c.status == status)
-    select = select.where(LEAD.c.deleted_at.is_(None))
-    total = _count(
-        session, select.with_only_columns(LEAD.c.id), ("search", q, status), totals
+    ids_select = select.with_only_columns(LEAD.c.id)
+    count = sa.select(sa.func.count()).select_from(ids_select.subquery())
+    total = _count(session, count, ("search", q, status), totals, params)
+    # Rank with the ids alone, then read the page's rows: sorting every hit with all
+    # its columns costs far more when a short query matches thousands of leads.
+    page_ids = list(
+        session.connection()
+        .execute(
+            ids_select.order_by(*order).limit(limit).offset((page - 1) * limit),
+            params,
+        )
+        .scalars()
     )
-    rows = session.execute(
-        select.order_by(*order).limit(limit).offset((page - 1) * limit)
-    ).mappings()
+    if not page_ids:
+        return LeadPage(total=total)
+    rows = session.connection().execute(_BY_IDS, {"page_ids": page_ids}).mappings()
+    by_id = {row["id"]: row for row in rows}
     items = []
-    for row in rows:
-        item = lead_row_to_dict(row)
+    # Without a shared snapshot a lead may be deleted between the two reads: skip it.
+    for lead_id in (i for i in page_ids if i in by_id):
+        item = lead_row_to_dict(by_id[lead_id])
         item["match_field"] = match_field(item, words)
         items.append(item)
     return LeadPage(items=items, total=total)
+
+
+_BY_IDS = sa.select(LEAD).where(
+    LEAD.c.id.in_(sa.bindparam("page_ids", expanding=True)),
+    LEAD.c.deleted_at.is_(None),
+)
+_GET = sa.select(LEAD).where(
+    LEAD.c.id == sa.bindparam("lead_id"), LEAD.c.deleted_at.is_(None)
+)
 
 
 def get_lead(session: Session, lead_id: str) -> dict[str, Any]:
@@ -246,13 +294,7 @@ def get_lead(session: Session, lead_id: str) -> dict[str, Any]:
     Raises:
         LeadNotFound: no such lead, or it is deleted.
     """
-    row = (
-        session.execute(
-            sa.select(LEAD).where(LEAD.c.id == lead_id, LEAD.c.deleted_at.is_(None))
-        )
-        .mappings()
-        .first()
-    )
+    row = session.connection().execute(_GET, {"lead_id": lead_id}).mappings().first()
     if row is None:
         raise LeadNotFound(f"no lead with id '{lead_id}'")
     return lead_row_to_dict(row)

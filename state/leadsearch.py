@@ -9,6 +9,7 @@ matched (``match_field``) is decided on the page's rows, in Python.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "match_field",
     "query_words",
     "rebuild_search_index",
+    "search_params",
     "search_select",
 ]
 
@@ -62,6 +64,10 @@ _FTS = sa.table("lead_search", sa.column("rowid"))
 _FTS_COLUMN: sa.ColumnClause[Any] = sa.literal_column("lead_search")
 _ROWID: sa.ColumnClause[Any] = sa.literal_column("lead.rowid")
 _SIMPLE: sa.ColumnClause[Any] = sa.literal_column("'simple'::regconfig")
+#: Bound parameters of the search statements; ``search_params`` fills them.
+_WHOLE = sa.bindparam("search_whole", type_=sa.String())
+_SIZE = sa.bindparam("search_size", type_=sa.Integer())
+_QUERY = sa.bindparam("search_query", type_=sa.String())
 
 
 def include_schema_name(name: str | None, type_: str, parent_names: Any) -> bool:  # noqa: ARG001 # alembic's include_name signature
@@ -71,6 +77,8 @@ def include_schema_name(name: str | None, type_: str, parent_names: Any) -> bool
 
 def _fold(text: str) -> str:
     # The same folding as FTS5's unicode61 with remove_diacritics: "José" is "jose".
+    if text.isascii():  # nothing to fold: skip the costly normalisation
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -80,64 +88,77 @@ def query_words(q: str) -> list[str]:
     return _WORD.findall(_fold(q))
 
 
-def match_condition(session: Session, words: list[str]) -> sa.ColumnElement[bool]:
-    """A WHERE condition: live leads whose indexed text has every word as a prefix."""
-    if session.get_bind().dialect.name == "postgresql":
-        tsquery = " & ".join(f"{w}:*" for w in words)
+def match_condition(dialect: str) -> sa.ColumnElement[bool]:
+    """A WHERE condition: live leads whose indexed text has every word as a prefix.
+
+    Its bound parameter ``search_query`` comes from ``search_params``.
+    """
+    if dialect == "postgresql":
         return sa.and_(
             sa.literal_column(PG_DOCUMENT).op("@@")(
-                sa.func.to_tsquery(_SIMPLE, tsquery)
+                sa.func.to_tsquery(_SIMPLE, _QUERY)
             ),
             LEAD.c.deleted_at.is_(None),
         )
-    fts_query = " AND ".join(f'"{w}"*' for w in words)
-    hits = sa.select(_FTS.c.rowid).where(_FTS_COLUMN.op("MATCH")(fts_query))
+    hits = sa.select(_FTS.c.rowid).where(_FTS_COLUMN.op("MATCH")(_QUERY))
     return _ROWID.in_(hits.scalar_subquery())
 
 
-def search_select(
-    session: Session, q: str, words: list[str]
-) -> tuple[sa.Select[Any], list[Any]]:
-    """The live leads matching every word, and the ORDER BY that ranks them.
-
-    Ranking: exact, then prefix matches of the whole query on email or name first,
-    then relevance (bm25 or ts_rank), then id.
-    """
+def search_params(q: str, words: list[str], dialect: str) -> dict[str, Any]:
+    """The values of the bound parameters of ``search_select`` for one query."""
     whole = q.strip().lower()
-    size = len(whole)
+    if dialect == "postgresql":
+        query = " & ".join(f"{w}:*" for w in words)
+    else:
+        query = " AND ".join(f'"{w}"*' for w in words)
+    return {"search_whole": whole, "search_size": len(whole), "search_query": query}
+
+
+@functools.cache
+def _search_statement(dialect: str) -> tuple[sa.Select[Any], tuple[Any, ...]]:
+    # Built once per dialect with bound parameters: composing these expressions
+    # costs more than running the query for a typical search.
     email = sa.func.lower(sa.func.coalesce(LEAD.c.email, ""))
     name = sa.func.lower(sa.func.coalesce(LEAD.c.name, ""))
     tier = sa.case(
-        (sa.or_(email == whole, name == whole), 0),
+        (sa.or_(email == _WHOLE, name == _WHOLE), 0),
         (
             sa.or_(
-                sa.func.substr(email, 1, size) == whole,
-                sa.func.substr(name, 1, size) == whole,
+                sa.func.substr(email, 1, _SIZE) == _WHOLE,
+                sa.func.substr(name, 1, _SIZE) == _WHOLE,
             ),
             1,
         ),
         else_=2,
     )
-    if session.get_bind().dialect.name == "postgresql":
-        tsquery = " & ".join(f"{w}:*" for w in words)
-        relevance: Any = sa.func.ts_rank(
-            sa.literal_column(PG_DOCUMENT),
-            sa.func.to_tsquery(_SIMPLE, tsquery),
-        ).desc()
-        select = sa.select(LEAD).where(match_condition(session, words))
-        return select, [tier, relevance, LEAD.c.id]
-    fts_query = " AND ".join(f'"{w}"*' for w in words)
+    if dialect == "postgresql":
+        tsquery = sa.func.to_tsquery(_SIMPLE, _QUERY)
+        document: sa.ColumnClause[Any] = sa.literal_column(PG_DOCUMENT)
+        relevance: Any = sa.func.ts_rank(document, tsquery).desc()
+        select = sa.select(LEAD).where(
+            document.op("@@")(tsquery), LEAD.c.deleted_at.is_(None)
+        )
+        return select, (tier, relevance, LEAD.c.id)
     # bm25 weights follow _SQLITE_COLUMNS: email and name count most.
     hits = (
         sa.select(
             _FTS.c.rowid.label("rid"),
             sa.func.bm25(_FTS_COLUMN, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0).label("score"),
         )
-        .where(_FTS_COLUMN.op("MATCH")(fts_query))
+        .where(_FTS_COLUMN.op("MATCH")(_QUERY))
         .subquery("hits")
     )
     select = sa.select(LEAD).join_from(LEAD, hits, hits.c.rid == _ROWID)
-    return select, [tier, hits.c.score, LEAD.c.id]
+    return select, (tier, hits.c.score, LEAD.c.id)
+
+
+def search_select(session: Session) -> tuple[sa.Select[Any], tuple[Any, ...]]:
+    """The live leads matching every word, and the ORDER BY that ranks them.
+
+    Ranking: exact, then prefix matches of the whole query on email or name first,
+    then relevance (bm25 or ts_rank), then id. Execute with ``search_params``.
+    """
+    return _search_statement(session.get_bind().dialect.name)
 
 
 def _field_words(value: Any) -> list[str]:

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
+from service.api.auth import KeyCache
 from service.api.errors import install_error_handlers
 from service.api.metrics import ApiMetrics
 from service.api.middleware import ApiMiddleware
@@ -26,6 +28,8 @@ from state.leadquery import TotalCache
 from state.migrate import current_revision, head_revision, upgrade
 
 __all__ = ["create_app"]
+
+_MIN_THREADS = 2
 
 _DESCRIPTION = """\
 The leads in the leadsync store, over JSON. Authenticate with `X-API-Key: <key>` or
@@ -45,6 +49,18 @@ def _version() -> str:
 def _ensure_schema(engine: Engine) -> None:
     if current_revision(engine) != head_revision():
         upgrade(engine)
+
+
+def _size_thread_pool(engine: Engine) -> None:
+    # A handler holds one pooled connection while it runs in a worker thread. With
+    # more threads than pooled connections, SQLAlchemy opens and closes overflow
+    # connections (and SQLite reruns its PRAGMAs) on every request; more threads
+    # also fight over the GIL. So the thread pool gets as many threads as the pool
+    # keeps connections.
+    size = getattr(engine.pool, "size", None)
+    if callable(size):
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(_MIN_THREADS, int(size()))
 
 
 def create_app(
@@ -70,6 +86,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _size_thread_pool(engine)
         if owns_engine:
             await run_in_threadpool(_ensure_schema, engine)
         try:
@@ -89,6 +106,7 @@ def create_app(
     app.state.engine = engine
     app.state.limiter = rate_limiter or InMemoryRateLimiter()
     app.state.totals = totals
+    app.state.key_cache = KeyCache()
     app.state.models = models
     app.state.metrics = metrics
     app.state.write_lock = threading.Lock()

@@ -1,28 +1,41 @@
 """Authentication, scopes and per-key rate limits, as one dependency per scope set.
 
 A key comes in ``X-API-Key`` or ``Authorization: Bearer``. Missing or wrong: 401; over
-the limit: 429 with ``Retry-After``; lacking the scope: 403. The whole check is one
-plain function, so it costs a single thread-pool hop (the lookup is SQL).
+the limit: 429 with ``Retry-After``; lacking the scope: 403. The check is an async
+dependency: a key verified since the store last changed (SQLite ``PRAGMA
+data_version``, so a revocation committed by any process is seen at once) is answered
+from ``KeyCache`` without SQL or a thread-pool hop; otherwise the SQL lookup runs in
+the thread pool.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import ClockDep, EngineDep, LimiterDep, SettingsDep
+from service.api.deps import ClockDep
 from service.api.errors import ApiError
-from service.api.ratelimit import RateLimitBackend, RateLimitResult
+from service.api.ratelimit import (
+    InMemoryRateLimiter,
+    RateLimitBackend,
+    RateLimitResult,
+)
 from service.settings import Settings
-from state.apikeys import ApiKeyInfo, touch_api_key, verify_api_key
+from state.apikeys import TOUCH_EVERY, ApiKeyInfo, touch_api_key, verify_api_key
+from state.leadquery import TotalCache
 
 __all__ = [
     "DeleteKey",
     "ExternalKey",
+    "KeyCache",
     "ReadKey",
     "SyncKey",
     "WriteKey",
@@ -46,9 +59,47 @@ def _limited(result: RateLimitResult, what: str) -> ApiError:
     )
 
 
-def _authenticate(
-    engine: Any, clock: Callable[[], Any], header: str | None, bearer: Any
-) -> ApiKeyInfo:
+class KeyCache:
+    """Keys verified at a store version: valid until anything commits to the store.
+
+    Entries are keyed by the SHA-256 of the presented key, so the cache never holds
+    a key itself. The version comes from ``TotalCache.version`` (SQLite
+    ``PRAGMA data_version`` on a connection that never writes): revoking a key,
+    from this process or the CLI, commits and so empties the cache for the next
+    request. On PostgreSQL or in-memory SQLite there is no version: nothing is cached.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._entries: dict[str, ApiKeyInfo] = {}
+
+    def get(self, digest: str, version: int | None) -> ApiKeyInfo | None:
+        """The key verified for ``digest`` at ``version``, if still current."""
+        if version is None:
+            return None
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+                return None
+            return self._entries.get(digest)
+
+    def put(self, digest: str, info: ApiKeyInfo, version: int | None) -> None:
+        """Remember a key verified at ``version`` (read before verifying)."""
+        if version is None:
+            return
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[digest] = info
+
+
+def _presented_key(header: str | None, bearer: Any) -> str:
     presented = (header or "").strip() or (
         bearer.credentials.strip() if bearer is not None else ""
     )
@@ -58,36 +109,81 @@ def _authenticate(
             "missing API key: send X-API-Key or Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return presented
+
+
+def _verify(
+    engine: Any,
+    totals: TotalCache,
+    cache: KeyCache,
+    presented: str,
+    digest: str,
+    now: datetime,
+) -> ApiKeyInfo:
+    # The version is read before the lookup, so an entry is never filed under a
+    # version newer than the data it was verified against.
+    version = totals.version()
     with Session(engine) as session:
         info = verify_api_key(session, presented)
-        if info is not None and touch_api_key(session, key=info, now=clock()):
+        touched = info is not None and touch_api_key(session, key=info, now=now)
+        if touched:
             session.commit()
     if info is None:
         raise ApiError(
             401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
         )
+    if not touched:
+        # After a touch the version has moved on: the next request re-verifies.
+        cache.put(digest, info, version)
     return info
 
 
-def require(*scopes: str, sync: bool = False) -> Callable[..., ApiKeyInfo]:
+async def _authenticate(
+    request: Request, clock: Callable[[], datetime], presented: str
+) -> ApiKeyInfo:
+    state = request.app.state
+    digest = hashlib.sha256(presented.encode()).hexdigest()
+    now = clock()
+    totals: TotalCache = state.totals
+    cache: KeyCache = state.key_cache
+    # PRAGMA data_version reads a counter in the WAL index (shared memory): no disk
+    # I/O and no lock wait, so it is cheap enough for the event loop.
+    info = cache.get(digest, totals.version())
+    if info is not None and (
+        info.last_used_at is not None and now - info.last_used_at < TOUCH_EVERY
+    ):
+        return info
+    return await run_in_threadpool(
+        _verify, state.engine, totals, cache, presented, digest, now
+    )
+
+
+async def _hit(
+    limiter: RateLimitBackend, bucket: str, limit: int, cost: int = 1
+) -> RateLimitResult:
+    if isinstance(limiter, InMemoryRateLimiter):
+        return limiter.hit(bucket, limit=limit, cost=cost)
+    # A shared backend does I/O: keep it off the event loop.
+    return await run_in_threadpool(lambda: limiter.hit(bucket, limit=limit, cost=cost))
+
+
+def require(*scopes: str, sync: bool = False) -> Callable[..., Any]:
     """A dependency: a valid key within its rate limit holding any of ``scopes``."""
 
-    def dependency(
+    async def dependency(
         request: Request,
-        engine: EngineDep,
-        settings: SettingsDep,
-        limiter: LimiterDep,
         clock: ClockDep,
         header: _HeaderKey,
         bearer: _BearerKey,
     ) -> ApiKeyInfo:
-        info = _authenticate(engine, clock, header, bearer)
+        info = await _authenticate(request, clock, _presented_key(header, bearer))
+        settings: Settings = request.app.state.settings
         limits = settings.api.rate_limits
         if sync:
             limit, bucket = limits.sync_requests_per_minute, "sync"
         else:
             limit, bucket = limits.requests_per_minute, "requests"
-        result = limiter.hit(f"{info.id}:{bucket}", limit=limit)
+        result = await _hit(request.app.state.limiter, f"{info.id}:{bucket}", limit)
         request.state.rate_limit = result
         if not result.allowed:
             raise _limited(result, "requests")

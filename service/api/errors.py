@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -73,11 +74,22 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# Datetimes reach the responses from the store, always tz-aware UTC
+# (state.types.UTCDateTime), which orjson writes natively as ``...Z``: far cheaper
+# than a Python callback per datetime. Naive ones are taken as UTC.
+_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
 def dumps(data: Any) -> bytes:
     """Compact JSON; datetimes as ISO 8601 UTC with ``Z``."""
-    return json.dumps(
-        data, default=_default, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    try:
+        return orjson.dumps(data, default=_default, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        # orjson refuses what the standard library accepts (integers over 64 bits,
+        # non-string keys): fall back rather than answer 500.
+        return json.dumps(
+            data, default=_default, separators=(",", ":"), ensure_ascii=False
+        ).encode()
 
 
 def json_response(

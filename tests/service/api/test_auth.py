@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from state.apikeys import list_api_keys, revoke_api_key
+from service.api.auth import KeyCache
+from state.apikeys import ApiKeyInfo, list_api_keys, revoke_api_key
 from state.db import session_scope
 
 from .conftest import T0
@@ -80,7 +81,10 @@ def test_auth_and_scope_matrix(api, method, path, body, allowed):
 
 def test_revocation_takes_effect_immediately(api):
     headers = api.headers("leads:read")
-    assert api.client.get("/v1/leads", headers=headers).status_code == 200
+    # The first request writes last_used_at; the next ones may be served from the
+    # verified-key cache (SQLite files), which the revocation must empty.
+    for _ in range(3):
+        assert api.client.get("/v1/leads", headers=headers).status_code == 200
     with session_scope(api.db) as s:
         name = next(k.name for k in list_api_keys(s) if k.scopes == ("leads:read",))
         revoke_api_key(s, name=name, now=T0)
@@ -115,3 +119,41 @@ def test_operations_endpoints_need_no_key(api):
     assert api.client.get("/metrics").status_code == 200
     assert api.client.get("/openapi.json").status_code == 200
     assert api.client.get("/docs").status_code == 200
+
+
+def test_verified_keys_are_cached_until_the_store_changes():
+    info = ApiKeyInfo(
+        id="key_1",
+        name="k",
+        prefix="abcd1234",
+        scopes=("leads:read",),
+        created_at=T0,
+        last_used_at=T0,
+        revoked_at=None,
+    )
+    cache = KeyCache(size=2)
+    cache.put("d1", info, 7)
+    assert cache.get("d1", 7) is info
+    assert cache.get("d2", 7) is None
+    # Any commit to the store moves the version on: every entry is forgotten.
+    assert cache.get("d1", 8) is None
+    cache.put("d1", info, 8)
+    assert cache.get("d1", 8) is info
+    # No version (PostgreSQL, in-memory SQLite): nothing is cached.
+    cache.put("d3", info, None)
+    assert cache.get("d3", None) is None
+    # A full cache starts over rather than grow.
+    cache.put("d2", info, 8)
+    cache.put("d3", info, 8)
+    assert (cache.get("d1", 8), cache.get("d3", 8)) == (None, info)
+
+
+def test_a_cached_key_is_served_without_the_key_table(api, db_url):
+    headers = api.headers("leads:read")
+    for _ in range(2):  # the first one writes last_used_at, the second is cached
+        assert api.client.get("/v1/leads", headers=headers).status_code == 200
+    cached = api.app.state.key_cache._entries  # the cache under test
+    if db_url.startswith("sqlite"):
+        assert [i.scopes for i in cached.values()] == [("leads:read",)]
+    else:
+        assert cached == {}
