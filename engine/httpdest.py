@@ -132,11 +132,11 @@ class HttpDestination:
         The payload table is this destination's record of what the remote holds (a
         delete forwarded to the remote removes the payload row).
         """
-        seen = sa.select(_SEEN.c.lead_id).where(_SEEN.c.run_id == run_id)
+        seen = sa.exists().where(
+            _SEEN.c.run_id == run_id, _SEEN.c.lead_id == _PAYLOAD.c.lead_id
+        )
         missing = session.execute(
-            sa.select(_PAYLOAD.c.lead_id).where(
-                _PAYLOAD.c.origin == origin, _PAYLOAD.c.lead_id.not_in(seen)
-            )
+            sa.select(_PAYLOAD.c.lead_id).where(_PAYLOAD.c.origin == origin, ~seen)
         ).scalars()
         pushed = session.execute(
             sa.select(sa.func.count())

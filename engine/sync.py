@@ -25,7 +25,7 @@ from engine import cursor as cursors
 from engine.destinations import Batch, Destination
 from engine.errors import MappingError
 from engine.mapping import CompiledMapping
-from state.db import session_scope
+from state.db import refresh_statistics, session_scope
 from state.leases import check_fence
 from state.store import known_raw_hashes, mark_seen, upsert_payloads
 from state.syncstate import (
@@ -132,6 +132,8 @@ class Syncer:
         self.stop: threading.Event | None = None
         # a destination that does not fill the local lead table knows its own hashes
         self._known_hashes = getattr(destination, "known_raw_hashes", known_raw_hashes)
+        self._written = 0
+        self._analyze_at = 5_000
 
     # -- one batch -------------------------------------------------------------------
 
@@ -295,6 +297,12 @@ class Syncer:
                 )
             elif self.fence is not None:
                 check_fence(session, connector=self.name, token=self.fence)
+        self._written += counts.get("created", 0) + counts.get("updated", 0)
+        if self._written >= self._analyze_at:
+            # A store that grew fast (a first load) still has the planner statistics
+            # of an empty table; PostgreSQL then scans whole tables for each batch.
+            refresh_statistics(self.db)
+            self._analyze_at = self._written * 2
         return counts
 
     # -- a pass over the source ------------------------------------------------------

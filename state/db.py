@@ -12,7 +12,13 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["is_sqlite", "make_engine", "redact_url", "session_scope"]
+__all__ = [
+    "is_sqlite",
+    "make_engine",
+    "redact_url",
+    "refresh_statistics",
+    "session_scope",
+]
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -72,6 +78,14 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     pg_args: dict[str, Any] = {"prepare_threshold": None}
     pg_args.update(kwargs.pop("connect_args", {}))
     return sa.create_engine(parsed, connect_args=pg_args, **kwargs)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Refresh PostgreSQL's planner statistics of the bulk-written tables."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE lead, lead_payload"))
 
 
 @contextmanager

@@ -375,12 +375,10 @@ def mark_seen(session: Session, *, run_id: str, lead_ids: Iterable[str]) -> None
 
 
 def _unseen(origin: str, run_id: str) -> sa.ColumnElement[bool]:
-    seen = sa.select(SEEN.c.lead_id).where(SEEN.c.run_id == run_id)
-    return sa.and_(
-        LEAD.c.origin == origin,
-        LEAD.c.deleted_at.is_(None),
-        LEAD.c.lead_id.not_in(seen),
-    )
+    # NOT EXISTS, not NOT IN: PostgreSQL plans NOT IN over a large subquery as a
+    # per-row scan (quadratic) once the ids no longer fit in work_mem
+    seen = sa.exists().where(SEEN.c.run_id == run_id, SEEN.c.lead_id == LEAD.c.lead_id)
+    return sa.and_(LEAD.c.origin == origin, LEAD.c.deleted_at.is_(None), ~seen)
 
 
 def unseen_count(session: Session, *, origin: str, run_id: str) -> tuple[int, int]:
