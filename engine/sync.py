@@ -11,6 +11,7 @@ import contextvars
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -167,8 +168,14 @@ class Syncer:
         *,
         skip_unchanged: bool,
         stage: str,
+        in_flight: AbstractSet[str] = frozenset(),
     ) -> _Batch:
-        """Hash, skip what is stored already, map the rest (no writes)."""
+        """Hash, skip what is stored already, map the rest (no writes).
+
+        Ids in ``in_flight`` belong to the page still being written: the stored hash
+        read now predates it, so such a record is never skipped (the last version of a
+        record listed twice must win).
+        """
         batch = _Batch(records=records)
         batch.failures = [
             FailureItem(
@@ -192,7 +199,7 @@ class Syncer:
                 )
         apply = self.mapping.apply
         for record, digest in zip(records, hashes, strict=True):
-            if known.get(record.id) == digest:
+            if known.get(record.id) == digest and record.id not in in_flight:
                 batch.counts["unchanged"] += 1
                 batch.ok_keys.append(record.id)
                 continue
@@ -326,6 +333,7 @@ class Syncer:
         cursor that covers it.
         """
         pending: Future[dict[str, int]] | None = None
+        in_flight: set[str] = set()
         with ThreadPoolExecutor(1, thread_name_prefix=f"write-{self.name}") as writer:
             try:
                 for page in self.source.read_changes(since, until=until):
@@ -335,11 +343,16 @@ class Syncer:
                         cursors.cap(page.next_cursor, limit) if commit_cursor else None
                     )
                     batch = self._prepare(
-                        page.records, page.failures, skip_unchanged=True, stage="map"
+                        page.records,
+                        page.failures,
+                        skip_unchanged=True,
+                        stage="map",
+                        in_flight=in_flight,
                     )
                     if pending is not None:
                         _merge(report.counts, pending.result())
                     _merge(report.counts, batch.counts)
+                    in_flight = {r.id for r in page.records}
                     pending = writer.submit(
                         contextvars.copy_context().run,
                         self._write,

@@ -369,3 +369,14 @@ def test_status_shows_a_daemon_backoff(project: Project) -> None:
         "backoff_until": "2030-01-01T00:00:00+00:00",
     }
     assert "2030-01-01" in project.cli("status")  # the table wraps the text
+
+
+def test_duplicate_ids_in_one_file_last_row_wins_across_pages(project: Project) -> None:
+    project.write_config(batch_size=1)
+    write_csv(project.csv, [row(1, company="Second")])
+    project.sync()
+    # the same id twice; pages are written by a thread while the next page is mapped
+    for _ in range(5):
+        write_csv(project.csv, [row(1, company="First"), row(1, company="Second")])
+        project.sync()
+        assert project.leads()["L00001"]["company"] == "Second"
