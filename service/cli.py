@@ -117,8 +117,7 @@ def sync(
         _print_reports(ctx, reports, as_json)
         return all(r.ok for r in reports)
 
-    if not run_command(debug, body):
-        raise typer.Exit(1)
+    run_command(debug, body)
 
 
 @app.command()
@@ -164,8 +163,7 @@ def backfill(
         _print_reports(ctx, [report], as_json)
         return report.ok
 
-    if not run_command(debug, body):
-        raise typer.Exit(1)
+    run_command(debug, body)
 
 
 @app.command()
@@ -185,8 +183,7 @@ def remap(
         _print_reports(ctx, [report], as_json)
         return report.ok
 
-    if not run_command(debug, body):
-        raise typer.Exit(1)
+    run_command(debug, body)
 
 
 @db_app.command("upgrade")

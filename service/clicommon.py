@@ -85,13 +85,16 @@ def _errors(debug: bool) -> Iterator[None]:
 
 
 def run_command(debug: bool, body: Callable[[], Any]) -> Any:
-    """Run a command body, turning known errors into one-line messages."""
+    """Run a command body: known errors become one-line messages, ``False`` exit 1."""
     try:
         with _errors(debug):
-            return body()
+            result = body()
     finally:
         while _open_contexts:
             _open_contexts.pop().close()
+    if result is False:  # a body returns False when a run failed as a whole
+        raise typer.Exit(1)
+    return result
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
