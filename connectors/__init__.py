@@ -8,6 +8,7 @@ validated without importing any connector's implementation. ``source_class`` ret
 from __future__ import annotations
 
 import functools
+import importlib
 
 from connectors.base import ConnectorConfig, Source
 from connectors.csvfile import CsvConfig
@@ -23,23 +24,29 @@ CONFIG_MODELS: dict[str, type[ConnectorConfig]] = {
 }
 
 
+#: Where the ``Source`` class of each ``type`` lives, imported on first use: a run of
+#: one connector type never pays for importing another's client library.
+_SOURCE_PATHS: dict[str, tuple[str, str]] = {
+    "csv": ("connectors.csvfile", "CsvSource"),
+    "hubspot": ("connectors.hubspot", "HubSpotSource"),
+}
+
+
 @functools.cache
+def _load(kind: str) -> type[Source]:
+    module, name = _SOURCE_PATHS[kind]
+    cls: type[Source] = getattr(importlib.import_module(module), name)
+    return cls
+
+
 def sources() -> dict[str, type[Source]]:
     """The typed registry (``SOURCES``): the ``Source`` class of each ``type``."""
-    # Built on first use: validating a config needs only CONFIG_MODELS, so the Source
-    # classes are looked up only when something is about to run.
-    from connectors.csvfile import CsvSource
-    from connectors.hubspot import HubSpotSource
-
-    registry: dict[str, type[Source]] = {"csv": CsvSource, "hubspot": HubSpotSource}
-    return registry
+    return {kind: _load(kind) for kind in _SOURCE_PATHS}
 
 
 def source_class(kind: str) -> type[Source]:
     """The ``Source`` class for a config ``type``; ``ConfigError`` if there is none."""
-    registry = sources()
-    try:
-        return registry[kind]
-    except KeyError:
-        known = ", ".join(sorted(registry))
-        raise ConfigError(f"unknown connector type '{kind}' (known: {known})") from None
+    if kind not in _SOURCE_PATHS:
+        known = ", ".join(sorted(_SOURCE_PATHS))
+        raise ConfigError(f"unknown connector type '{kind}' (known: {known})")
+    return _load(kind)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -160,6 +160,9 @@ class ConnectorConfig(BaseModel):
     lag: timedelta = timedelta(0)
     sweep: Schedule | None = None
     batch_size: int = Field(default=1000, ge=1, le=50_000)
+    #: worker processes that map the records of a large pass ("auto": a core each,
+    #: but the first; 0: map in the run's own process)
+    map_workers: Annotated[int, Field(ge=0, le=32)] | Literal["auto"] = "auto"
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     mass_delete_threshold: float = Field(default=0.5, ge=0, le=1)
     mapping: str | dict[str, Any] | None = None

@@ -14,7 +14,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from state.store import tombstone_leads, upsert_leads
+from state.store import (
+    PreparedLeads,
+    prepare_leads,
+    tombstone_leads,
+    upsert_prepared,
+)
 
 __all__ = ["Batch", "BatchResult", "Destination", "StoreDestination"]
 
@@ -26,6 +31,8 @@ class Batch:
     origin: str
     upserts: Sequence[Mapping[str, Any]] = ()
     deletes: Sequence[str] = ()
+    #: ``upserts`` as the destination's own ``prepare`` returned them, if it has one
+    prepared: Any = None
 
 
 @dataclass(slots=True)
@@ -54,12 +61,19 @@ class StoreDestination:
 
     name = "store"
 
+    def prepare(self, leads: Sequence[Mapping[str, Any]]) -> PreparedLeads:
+        """Hash and convert leads ahead of ``apply``, outside the transaction."""
+        return prepare_leads(leads)
+
     def apply(self, session: Session, batch: Batch, *, now: datetime) -> BatchResult:
         """Upsert and tombstone in the caller's transaction."""
         result = BatchResult()
-        if batch.upserts:
-            upserted = upsert_leads(
-                session, origin=batch.origin, leads=batch.upserts, now=now
+        if batch.upserts or batch.prepared is not None:
+            prepared = batch.prepared
+            if not isinstance(prepared, PreparedLeads):
+                prepared = prepare_leads(batch.upserts)
+            upserted = upsert_prepared(
+                session, origin=batch.origin, prepared=prepared, now=now
             )
             result.created = upserted.created
             result.updated = upserted.updated

@@ -42,6 +42,7 @@ class CompiledMapping:
         "_updated_at",
         "fingerprint",
         "lead_id_path",
+        "recipe",
         "source_paths",
         "targets",
         "updated_at_path",
@@ -58,6 +59,9 @@ class CompiledMapping:
     ) -> None:
         self.lead_id_path = lead_id_path
         self.updated_at_path = updated_at_path
+        #: what ``compile_mapping`` was given (spec, lead fields): another process
+        #: compiles the same mapping from it
+        self.recipe: tuple[Any, tuple[LeadFieldSpec, ...]] | None = None
         self.fingerprint = fingerprint
         self.targets = tuple(field.target for field in fields)
         paths = {lead_id_path, *(p for field in fields for p in field.paths)}
@@ -208,10 +212,21 @@ def compile_mapping(
     required = required_fields(spec, [str(target) for target in fields_spec], report)
     if report.found or lead_id_path is None:
         raise report.error()
-    return CompiledMapping(
+    mapping = CompiledMapping(
         lead_id_path=lead_id_path,
         updated_at_path=updated_at_path,
         fields=compiled,
         required=required,
         fingerprint=fingerprint(spec, custom_types),
     )
+    mapping.recipe = (_plain(spec), tuple(lead_fields))
+    return mapping
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with YAML's mapping and sequence types turned into dicts and lists."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

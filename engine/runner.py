@@ -136,7 +136,7 @@ def _snapshot_deletes(
             missing = len(ids)
         share = missing / live if live else 0.0
         refused = bool(missing) and share > threshold and not allow_mass_delete
-        if refused or ids is not None:
+        if refused or ids is not None or not missing:
             clear_seen(session, run_id=run_id)
         else:
             report.counts["deleted"] += tombstone_unseen(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,11 +25,15 @@ from connectors.base import ConnectorConfig, Cursor, Source, SourceRecord, utcno
 from connectors.errors import LeadSyncError
 from engine import cursor as cursors
 from engine.destinations import Batch, Destination
-from engine.errors import MappingError
 from engine.mapping import CompiledMapping
+from engine.mapping_pool import MappedPage, MappingPool, auto_workers, map_records
 from state.db import refresh_statistics, session_scope
 from state.leases import check_fence
-from state.store import known_raw_hashes, mark_seen, upsert_payloads
+from state.store import (
+    known_raw_hashes,
+    mark_seen,
+    upsert_payload_texts,
+)
 from state.syncstate import (
     FailureItem,
     get_cursor,
@@ -81,12 +86,23 @@ class RunReport:
 def raw_hash(fingerprint: str, raw: dict[str, Any]) -> str:
     """Hash of a raw record under one mapping: equal means mapping it again is moot.
 
-    ``repr`` is several times cheaper than canonical JSON; a source that reorders keys
-    only costs a needless re-map (the content hash still prevents a spurious update).
+    A flat record of strings (a CSV row) is hashed as its keys and values joined by a
+    separator, unless a value holds the separator; anything else as its ``repr``, which
+    is several times cheaper than canonical JSON. A source that reorders keys only costs
+    a needless re-map (the content hash still prevents a spurious update).
     """
-    return hashlib.blake2b(
-        f"{fingerprint}\n{raw!r}".encode(), digest_size=20
-    ).hexdigest()
+    try:
+        values = _SEP.join(raw.values())
+    except TypeError:  # not all strings: a nested record
+        values = None
+    if values is not None and values.count(_SEP) == len(raw) - 1:
+        blob = f"{fingerprint}\x1e{_SEP.join(raw)}\x1e{values}"
+    else:
+        blob = f"{fingerprint}\n{raw!r}"
+    return hashlib.blake2b(blob.encode(), digest_size=20).hexdigest()
+
+
+_SEP = "\x1f"
 
 
 @dataclass(slots=True)
@@ -95,7 +111,10 @@ class _Batch:
 
     records: Sequence[SourceRecord]
     leads: list[dict[str, Any]] = field(default_factory=list)
-    payloads: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    #: the leads as the destination's ``prepare`` left them (None: it has none)
+    prepared: Any = None
+    #: ``(lead_id, raw record as JSON text, raw hash)``
+    payloads: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[FailureItem] = field(default_factory=list)
     ok_keys: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
@@ -135,6 +154,9 @@ class Syncer:
         self._known_hashes = getattr(destination, "known_raw_hashes", known_raw_hashes)
         self._written = 0
         self._analyze_at = 5_000
+        #: worker processes that map the pages of a large pass (0: this thread maps)
+        workers = cfg.map_workers
+        self.map_workers = auto_workers() if workers == "auto" else workers
 
     # -- one batch -------------------------------------------------------------------
 
@@ -170,10 +192,30 @@ class Syncer:
         stage: str,
         in_flight: AbstractSet[str] = frozenset(),
     ) -> _Batch:
-        """Hash, skip what is stored already, map the rest (no writes).
+        """Hash, skip what is stored already, map the rest here (no writes)."""
+        batch, todo = self._screen(
+            records, page_failures, skip_unchanged=skip_unchanged, in_flight=in_flight
+        )
+        mapped = map_records(
+            self.mapping,
+            [(record.fields, digest) for record, digest in todo],
+            prepare=getattr(self.destination, "prepare", None),
+        )
+        self._assemble(batch, todo, mapped, stage)
+        return batch
 
-        Ids in ``in_flight`` belong to the page still being written: the stored hash
-        read now predates it, so such a record is never skipped (the last version of a
+    def _screen(
+        self,
+        records: Sequence[SourceRecord],
+        page_failures: Iterable[tuple[str, str | None, str, dict[str, Any]]],
+        *,
+        skip_unchanged: bool,
+        in_flight: AbstractSet[str],
+    ) -> tuple[_Batch, list[tuple[SourceRecord, str]]]:
+        """Hash a page and set aside what is stored already: ``(batch, to map)``.
+
+        Ids in ``in_flight`` belong to pages still being written: the stored hash read
+        now predates them, so such a record is never skipped (the last version of a
         record listed twice must win).
         """
         batch = _Batch(records=records)
@@ -197,32 +239,41 @@ class Syncer:
                 known = self._known_hashes(
                     session, origin=self.name, lead_ids=[r.id for r in records]
                 )
-        apply = self.mapping.apply
+        todo: list[tuple[SourceRecord, str]] = []
         for record, digest in zip(records, hashes, strict=True):
             if known.get(record.id) == digest and record.id not in in_flight:
                 batch.counts["unchanged"] += 1
                 batch.ok_keys.append(record.id)
-                continue
-            try:
-                lead = apply(record.fields)
-            except MappingError as exc:
-                where = f"{record.position}: " if record.position else ""
-                batch.failures.append(
-                    FailureItem(
-                        item_key=record.id,
-                        lead_id=record.id,
-                        stage=stage,
-                        code=exc.code,
-                        message=f"{where}{exc}",
-                        position=record.position,
-                        raw=record.fields,
-                    )
+            else:
+                todo.append((record, digest))
+        return batch, todo
+
+    def _assemble(
+        self,
+        batch: _Batch,
+        todo: Sequence[tuple[SourceRecord, str]],
+        mapped: MappedPage,
+        stage: str,
+    ) -> None:
+        """Put a mapped page into its batch: leads, payloads, mapping failures."""
+        batch.leads = mapped.leads or []
+        batch.prepared = mapped.prepared
+        batch.payloads = mapped.payloads
+        batch.ok_keys.extend(todo[index][0].id for index in mapped.mapped)
+        for index, code, message in mapped.failures:
+            record = todo[index][0]
+            where = f"{record.position}: " if record.position else ""
+            batch.failures.append(
+                FailureItem(
+                    item_key=record.id,
+                    lead_id=record.id,
+                    stage=stage,
+                    code=code,
+                    message=f"{where}{message}",
+                    position=record.position,
+                    raw=record.fields,
                 )
-                continue
-            batch.leads.append(lead)
-            batch.payloads.append((lead["lead_id"], record.fields, digest))
-            batch.ok_keys.append(record.id)
-        return batch
+            )
 
     def _write(
         self,
@@ -236,7 +287,9 @@ class Syncer:
         counts: dict[str, int] = {}
         with session_scope(self.db) as session:
             result = self.destination.apply(
-                session, Batch(origin=self.name, upserts=batch.leads), now=now
+                session,
+                Batch(origin=self.name, upserts=batch.leads, prepared=batch.prepared),
+                now=now,
             )
             counts.update(
                 created=result.created,
@@ -254,7 +307,7 @@ class Syncer:
                 )
                 for lead_id, code, message in result.errors
             ]
-            upsert_payloads(
+            upsert_payload_texts(
                 session,
                 origin=self.name,
                 payloads=[p for p in batch.payloads if p[0] not in rejected],
@@ -327,48 +380,161 @@ class Syncer:
     ) -> None:
         """Stream every page of changes after ``since`` into the store.
 
-        Two stages overlap: while a writer thread commits page N (the database does
-        its work without the GIL), this thread reads and maps page N+1. At most two
-        pages are in memory; pages still commit one by one, in order, each with the
-        cursor that covers it.
+        The stages overlap: while a writer thread commits page N (the database does its
+        work without the GIL), worker processes map the pages after it (or this thread
+        does, for a small pass) and this thread reads and screens the next one. At most
+        a few pages are in memory; pages still commit one by one, in order, each with
+        the cursor that covers it.
         """
-        pending: Future[dict[str, int]] | None = None
-        in_flight: set[str] = set()
-        with ThreadPoolExecutor(1, thread_name_prefix=f"write-{self.name}") as writer:
-            try:
-                for page in self.source.read_changes(since, until=until):
-                    if self.stop is not None and self.stop.is_set():
-                        raise RunStopped("stopped between pages; nothing half-written")
-                    safe = (
-                        cursors.cap(page.next_cursor, limit) if commit_cursor else None
-                    )
-                    batch = self._prepare(
-                        page.records,
-                        page.failures,
-                        skip_unchanged=True,
-                        stage="map",
-                        in_flight=in_flight,
-                    )
-                    if pending is not None:
-                        _merge(report.counts, pending.result())
-                    _merge(report.counts, batch.counts)
-                    in_flight = {r.id for r in page.records}
-                    pending = writer.submit(
-                        contextvars.copy_context().run,
-                        self._write,
-                        batch,
-                        report.run_id,
-                        safe,
-                        seen_run,
-                    )
-                    log.debug("page_read", records=len(page.records), cursor=str(safe))
-                    if progress is not None:
-                        progress(len(page.records) + len(page.failures))
-            finally:
-                if pending is not None:
-                    _merge(report.counts, pending.result())
+        flow = _Flow(self, report, seen_run)
+        try:
+            for page in self.source.read_changes(since, until=until):
+                if self.stop is not None and self.stop.is_set():
+                    raise RunStopped("stopped between pages; nothing half-written")
+                safe = cursors.cap(page.next_cursor, limit) if commit_cursor else None
+                flow.add(page.records, page.failures, safe)
+                log.debug("page_read", records=len(page.records), cursor=str(safe))
+                if progress is not None:
+                    progress(len(page.records) + len(page.failures))
+            flow.drain()
+        finally:
+            flow.close()
 
     def committed_cursor(self) -> Cursor | None:
         """The cursor stored for this connector."""
         with session_scope(self.db) as session:
             return cursors.from_row(get_cursor(session, self.name))
+
+
+@dataclass(slots=True)
+class _Queued:
+    batch: _Batch
+    todo: list[tuple[SourceRecord, str]]
+    mapped: Future[MappedPage] | MappedPage
+    cursor: Cursor | None
+    ids: set[str]
+
+
+class _Flow:
+    """The pipeline of one pass: screen here, map (here or in workers), write.
+
+    Pages enter in order and are written in order. ``in_flight`` counts the ids of
+    pages screened but not yet committed, which must not be skipped as unchanged.
+    """
+
+    #: pages mapped ahead of the writer, at most
+    DEPTH = 2
+    #: records a pass maps in its own thread before it starts worker processes
+    POOL_AFTER = 5_000
+
+    def __init__(self, syncer: Syncer, report: RunReport, seen_run: str | None) -> None:
+        self.syncer = syncer
+        self.report = report
+        self.seen_run = seen_run
+        self.queue: deque[_Queued] = deque()
+        self.in_flight: Counter[str] = Counter()
+        self.writing: tuple[Future[dict[str, int]], set[str]] | None = None
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"write-{syncer.name}")
+        self.pool: MappingPool | None = None
+        self.mapped_here = 0
+        self.prepare = getattr(syncer.destination, "prepare", None)
+
+    def add(
+        self,
+        records: Sequence[SourceRecord],
+        failures: Iterable[tuple[str, str | None, str, dict[str, Any]]],
+        cursor: Cursor | None,
+    ) -> None:
+        """Screen a page and start mapping it; write the pages whose turn it is."""
+        batch, todo = self.syncer._screen(
+            records, failures, skip_unchanged=True, in_flight=self.in_flight.keys()
+        )
+        ids = {r.id for r in records}
+        self.in_flight.update(ids)
+        pairs = [(record.fields, digest) for record, digest in todo]
+        pool = self._pool(len(pairs))
+        mapped: Future[MappedPage] | MappedPage
+        if pool is not None and pairs:
+            mapped = pool.submit(pairs)
+        else:
+            mapped = map_records(self.syncer.mapping, pairs, prepare=self.prepare)
+            self.mapped_here += len(pairs)
+        self.queue.append(_Queued(batch, todo, mapped, cursor, ids))
+        while self.queue and (
+            len(self.queue) > self.DEPTH or _done(self.queue[0].mapped)
+        ):
+            self._write_next()
+
+    def drain(self) -> None:
+        """Write every page still queued and wait for the last write."""
+        while self.queue:
+            self._write_next()
+        self._finish_write()
+
+    def close(self) -> None:
+        """Wait for the write under way (even after an error), stop the workers."""
+        try:
+            self._finish_write()
+        finally:
+            self.writer.shutdown(wait=True)
+            if self.pool is not None:
+                self.pool.close()
+
+    def _pool(self, count: int) -> MappingPool | None:
+        syncer = self.syncer
+        if self.pool is None:
+            workers = syncer.map_workers
+            if (
+                not workers
+                or self.prepare is None
+                or syncer.mapping.recipe is None
+                or self.mapped_here + count <= self.POOL_AFTER
+            ):
+                return None
+            log.debug("mapping_workers_started", workers=workers)
+            self.pool = MappingPool(syncer.mapping, workers)
+        return self.pool if self.pool.ready else None
+
+    def _write_next(self) -> None:
+        item = self.queue.popleft()
+        mapped = item.mapped
+        if isinstance(mapped, Future):
+            try:
+                mapped = mapped.result()
+            except Exception:  # a worker died: map here, and stop using the workers
+                log.warning("mapping_worker_failed", exc_info=True)
+                mapped = map_records(
+                    self.syncer.mapping,
+                    [(record.fields, digest) for record, digest in item.todo],
+                    prepare=self.prepare,
+                )
+                if self.pool is not None:
+                    self.pool.close()
+                self.syncer.map_workers = 0
+        self.syncer._assemble(item.batch, item.todo, mapped, "map")
+        self._finish_write()
+        _merge(self.report.counts, item.batch.counts)
+        future = self.writer.submit(
+            contextvars.copy_context().run,
+            self.syncer._write,
+            item.batch,
+            self.report.run_id,
+            item.cursor,
+            self.seen_run,
+        )
+        self.writing = (future, item.ids)
+
+    def _finish_write(self) -> None:
+        if self.writing is None:
+            return
+        future, ids = self.writing
+        self.writing = None
+        try:
+            _merge(self.report.counts, future.result())
+        finally:
+            self.in_flight.subtract(ids)
+            self.in_flight += Counter()  # drop the ids whose count fell to zero
+
+
+def _done(mapped: Future[MappedPage] | MappedPage) -> bool:
+    return not isinstance(mapped, Future) or mapped.done()

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from state.errors import LeadNotFound, StateError
 from state.models import CONTENT_FIELDS
 from state.reads import lead_row_to_dict
-from state.store import LEAD, content_hash, new_lead_id
+from state.store import LEAD, PAYLOAD, content_hash, new_lead_id
 
 __all__ = [
     "API_ORIGIN",
@@ -213,6 +213,14 @@ def delete_lead(session: Session, lead_id: str, *, now: datetime) -> None:
         LEAD.update()
         .where(LEAD.c.id == lead_id, LEAD.c.deleted_at.is_(None))
         .values(deleted_at=now, updated_at=now)
+        .returning(LEAD.c.origin, LEAD.c.lead_id)
     )
-    if getattr(result, "rowcount", 0) == 0:
+    row = result.first()
+    if row is None:
         raise LeadNotFound(f"no lead with id '{lead_id}'")
+    # a tombstoned lead's record must never look unchanged to the next sync
+    session.execute(
+        PAYLOAD.update()
+        .where(PAYLOAD.c.origin == row[0], PAYLOAD.c.lead_id == row[1])
+        .values(raw_hash="")
+    )

@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import chain
 from typing import Any, cast
 
 import orjson
@@ -31,20 +33,27 @@ __all__ = [
     "PAYLOAD",
     "SEEN",
     "DeleteResult",
+    "PreparedLeads",
     "UpsertResult",
     "chunked",
     "clear_seen",
     "content_hash",
     "execute_rows",
+    "execute_values",
+    "forget_payload_hashes",
     "insert_for",
     "known_raw_hashes",
     "mark_seen",
     "new_lead_id",
+    "payload_text",
+    "prepare_leads",
     "tombstone_leads",
     "tombstone_unseen",
     "unseen_count",
     "upsert_leads",
+    "upsert_payload_texts",
     "upsert_payloads",
+    "upsert_prepared",
 ]
 
 LEAD: sa.Table = SQLModel.metadata.tables[Lead.__tablename__]
@@ -80,21 +89,32 @@ def execute_rows(session: Session, stmt: Any, rows: Sequence[dict[str, Any]]) ->
     sql, order, converters = _compiled(stmt, tuple(rows[0]), name)
     pairs = list(zip(order, converters, strict=True))
     params = [conv(row[col]) for row in rows for col, conv in pairs]
-    width = len(order)
+    execute_values(session, sql, len(order), params)
+
+
+def execute_values(
+    session: Session, sql: str, width: int, params: Sequence[Any]
+) -> None:
+    """Run ``sql`` (an INSERT of one row of ``width`` values) over flat ``params``.
+
+    The rows go as multi-row ``VALUES`` statements of ``_ROWS_PER_STATEMENT`` rows.
+    """
+    count = len(params) // width
+    if not count:
+        return
+    name = session.get_bind().dialect.name
     step = _ROWS_PER_STATEMENT.get(name, 100)
     conn = session.connection()
-    full = len(rows) // step * step
+    full = count // step * step
+    size = step * width
     if full:
         conn.exec_driver_sql(
             _multi_values(sql, step),
-            [
-                tuple(params[i * width : (i + step) * width])
-                for i in range(0, full, step)
-            ],
+            [tuple(params[i : i + size]) for i in range(0, full * width, size)],
         )
-    if full < len(rows):
+    if full < count:
         conn.exec_driver_sql(
-            _multi_values(sql, len(rows) - full), tuple(params[full * width :])
+            _multi_values(sql, count - full), tuple(params[full * width :])
         )
 
 
@@ -136,6 +156,13 @@ def _iso_naive(value: datetime | None) -> str | None:
     # SQLAlchemy's SQLite format, microseconds always written: text order = time order
     if value is None:
         return None
+    return _iso_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _iso_text(value: datetime) -> str:
+    # cached: a batch stamps every row with the same ``now``, and sources repeat
+    # timestamps; the conversion costs more than the lookup
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -213,61 +240,79 @@ class UpsertResult:
     actions: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
+#: The lead table's content columns, in table order (the order of the upsert's values).
+_CONTENT_ORDER = tuple(c.name for c in LEAD.c if c.name in CONTENT_FIELDS)
+_JSON_DEFAULTS = {"tags": list, "custom_fields": dict}
+
+
+@dataclass(slots=True)
+class PreparedLeads:
+    """Mapped leads turned into database values ahead of the write.
+
+    Content hashes and JSON text are computed here, so that the transaction that writes
+    the batch (a writer thread, in a sync) only binds values. Within one batch the last
+    lead for a lead_id wins.
+    """
+
+    lead_ids: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    content: list[tuple[Any, ...]] = field(default_factory=list)
+    source_updated: list[datetime | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lead_ids)
+
+
+def prepare_leads(leads: Iterable[Mapping[str, Any]]) -> PreparedLeads:
+    """Hash mapped leads and convert their values for ``upsert_prepared``."""
+    latest = {str(lead["lead_id"]): lead for lead in leads}
+    prepared = PreparedLeads()
+    order = _CONTENT_ORDER
+    for lead_id, lead in latest.items():
+        values = []
+        for name in order:
+            value = lead.get(name)
+            if name in _JSON_DEFAULTS:
+                value = _json(value if value else _JSON_DEFAULTS[name]())
+            values.append(value)
+        prepared.lead_ids.append(lead_id)
+        prepared.digests.append(content_hash(lead))
+        prepared.content.append(tuple(values))
+        prepared.source_updated.append(lead.get("source_updated_at"))
+    return prepared
+
+
+def _placeholder(session: Session) -> str:
+    return "%s" if session.get_bind().dialect.name == "postgresql" else "?"
+
+
 def _existing(
     session: Session, origin: str, lead_ids: Sequence[str]
-) -> dict[str, tuple[str, str, datetime | None]]:
-    found: dict[str, tuple[str, str, datetime | None]] = {}
-    cols = (LEAD.c.lead_id, LEAD.c.id, LEAD.c.content_hash, LEAD.c.deleted_at)
+) -> dict[str, tuple[str, str, bool]]:
+    """``lead_id -> (store id, content hash, tombstoned)`` of the stored leads."""
+    found: dict[str, tuple[str, str, bool]] = {}
+    mark = _placeholder(session)
+    conn = session.connection()
     for part in chunked(lead_ids):
-        query = sa.select(*cols).where(
-            LEAD.c.origin == origin, LEAD.c.lead_id.in_(part)
-        )
-        for lead_id, id_, hash_, deleted_at in session.execute(query):
-            found[lead_id] = (id_, hash_, deleted_at)
+        marks = ", ".join([mark] * len(part))
+        rows = conn.exec_driver_sql(
+            "SELECT lead_id, id, content_hash, deleted_at IS NOT NULL FROM lead"  # noqa: S608 # placeholders only
+            f" WHERE origin = {mark} AND lead_id IN ({marks})",
+            (origin, *part),
+        ).fetchall()
+        for lead_id, id_, hash_, deleted in rows:
+            found[lead_id] = (id_, hash_, bool(deleted))
     return found
 
 
-def upsert_leads(
-    session: Session, *, origin: str, leads: Sequence[Mapping[str, Any]], now: datetime
-) -> UpsertResult:
-    """Insert new leads, update changed or tombstoned ones, leave unchanged ones alone.
+_UPSERT_SQL: dict[str, str] = {}
 
-    A lead whose content hash is unchanged keeps its ``updated_at``. Within one call the
-    last lead for a lead_id wins.
-    """
-    result = UpsertResult()
-    latest = {str(lead["lead_id"]): lead for lead in leads}
-    if not latest:
-        return result
-    existing = _existing(session, origin, list(latest))
-    fresh = iter(new_lead_ids(len(latest) - len(existing)))
-    rows = []
-    for lead_id, lead in latest.items():
-        digest = content_hash(lead)
-        known = existing.get(lead_id)
-        if known is not None and known[1] == digest and known[2] is None:
-            result.unchanged += 1
-            result.actions[lead_id] = ("unchanged", known[0])
-            continue
-        store_id = known[0] if known else next(fresh)
-        action = "updated" if known else "created"
-        setattr(result, action, getattr(result, action) + 1)
-        result.actions[lead_id] = (action, store_id)
-        row = {name: lead.get(name) for name in CONTENT_FIELDS}
-        row["tags"] = row["tags"] or []
-        row["custom_fields"] = row["custom_fields"] or {}
-        row.update(
-            id=store_id,
-            origin=origin,
-            lead_id=lead_id,
-            content_hash=digest,
-            created_at=now,
-            updated_at=now,
-            source_updated_at=lead.get("source_updated_at"),
-            deleted_at=None,
-        )
-        rows.append(row)
-    if rows:
+
+def _upsert_sql(session: Session) -> str:
+    """The lead upsert of one row, compiled once per dialect."""
+    name = session.get_bind().dialect.name
+    sql = _UPSERT_SQL.get(name)
+    if sql is None:
         stmt = insert_for(session, LEAD)
         changed = sa.or_(
             LEAD.c.content_hash != stmt.excluded.content_hash,
@@ -279,8 +324,78 @@ def upsert_leads(
             set_={c.name: stmt.excluded[c.name] for c in LEAD.c if c.name not in keep},
             where=changed,
         )
-        execute_rows(session, stmt, rows)
+        sql, order, _ = _compiled(stmt, tuple(c.name for c in LEAD.c), name)
+        if tuple(order) != tuple(c.name for c in LEAD.c):  # pragma: no cover
+            raise RuntimeError(f"unexpected column order in the lead upsert: {order}")
+        _UPSERT_SQL[name] = sql
+    return sql
+
+
+def upsert_leads(
+    session: Session, *, origin: str, leads: Sequence[Mapping[str, Any]], now: datetime
+) -> UpsertResult:
+    """Insert new leads, update changed or tombstoned ones, leave unchanged ones alone.
+
+    A lead whose content hash is unchanged keeps its ``updated_at``. Within one call the
+    last lead for a lead_id wins.
+    """
+    return upsert_prepared(
+        session, origin=origin, prepared=prepare_leads(leads), now=now
+    )
+
+
+def upsert_prepared(
+    session: Session, *, origin: str, prepared: PreparedLeads, now: datetime
+) -> UpsertResult:
+    """``upsert_leads`` for leads already passed through ``prepare_leads``."""
+    result = UpsertResult()
+    if not prepared:
+        return result
+    existing = _existing(session, origin, prepared.lead_ids)
+    fresh = iter(new_lead_ids(len(prepared) - len(existing)))
+    sqlite_dates = session.get_bind().dialect.name == "sqlite"
+    stamp = _iso_naive(now) if sqlite_dates else now
+    actions = result.actions
+    params: list[Any] = []
+    created = updated = 0
+    for lead_id, digest, content, source_updated in zip(
+        prepared.lead_ids,
+        prepared.digests,
+        prepared.content,
+        prepared.source_updated,
+        strict=True,
+    ):
+        known = existing.get(lead_id)
+        if known is None:
+            store_id = next(fresh)
+            actions[lead_id] = ("created", store_id)
+            created += 1
+        elif known[1] == digest and not known[2]:
+            actions[lead_id] = ("unchanged", known[0])
+            continue
+        else:
+            store_id = known[0]
+            actions[lead_id] = ("updated", store_id)
+            updated += 1
+        params.append(store_id)
+        params.append(origin)
+        params.append(lead_id)
+        params.extend(content)
+        params.append(digest)
+        params.append(stamp)
+        params.append(stamp)
+        params.append(_iso_naive(source_updated) if sqlite_dates else source_updated)
+        params.append(None)
+    result.created, result.updated = created, updated
+    result.unchanged = len(prepared) - created - updated
+    if params:
+        execute_values(session, _upsert_sql(session), len(LEAD.c), params)
     return result
+
+
+def payload_text(raw: Mapping[str, Any]) -> str:
+    """A raw record as the JSON text its payload row stores."""
+    return _json(dict(raw)) or "{}"
 
 
 def upsert_payloads(
@@ -291,51 +406,105 @@ def upsert_payloads(
     now: datetime,
 ) -> None:
     """Store the raw record ``(lead_id, raw, raw_hash)`` behind each synced lead."""
-    rows = {
-        lead_id: {
-            "origin": origin,
-            "lead_id": lead_id,
-            "raw": dict(raw),
-            "raw_hash": raw_hash,
-            "fetched_at": now,
-        }
-        for lead_id, raw, raw_hash in payloads
-    }
-    if not rows:
-        return
-    stmt = insert_for(session, PAYLOAD)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[PAYLOAD.c.origin, PAYLOAD.c.lead_id],
-        set_={
-            "raw": stmt.excluded.raw,
-            "raw_hash": stmt.excluded.raw_hash,
-            "fetched_at": stmt.excluded.fetched_at,
-        },
+    upsert_payload_texts(
+        session,
+        origin=origin,
+        payloads=[(i, payload_text(raw), h) for i, raw, h in payloads],
+        now=now,
     )
-    execute_rows(session, stmt, list(rows.values()))
+
+
+_PAYLOAD_SQL: dict[str, str] = {}
+
+
+def upsert_payload_texts(
+    session: Session,
+    *,
+    origin: str,
+    payloads: Iterable[tuple[str, str, str]],
+    now: datetime,
+) -> None:
+    """``upsert_payloads`` for raw records already as JSON text (the last one wins)."""
+    latest = {lead_id: (text, digest) for lead_id, text, digest in payloads}
+    if not latest:
+        return
+    name = session.get_bind().dialect.name
+    sql = _PAYLOAD_SQL.get(name)
+    if sql is None:
+        stmt = insert_for(session, PAYLOAD)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[PAYLOAD.c.origin, PAYLOAD.c.lead_id],
+            set_={
+                "raw": stmt.excluded.raw,
+                "raw_hash": stmt.excluded.raw_hash,
+                "fetched_at": stmt.excluded.fetched_at,
+            },
+        )
+        sql, order, _ = _compiled(
+            stmt, ("origin", "lead_id", "raw", "raw_hash", "fetched_at"), name
+        )
+        if order != [
+            "origin",
+            "lead_id",
+            "raw",
+            "raw_hash",
+            "fetched_at",
+        ]:  # pragma: no cover
+            raise RuntimeError(
+                f"unexpected column order in the payload upsert: {order}"
+            )
+        _PAYLOAD_SQL[name] = sql
+    stamp = _iso_naive(now) if name == "sqlite" else now
+    params = list(
+        chain.from_iterable(
+            (origin, lead_id, text, digest, stamp)
+            for lead_id, (text, digest) in latest.items()
+        )
+    )
+    execute_values(session, sql, 5, params)
 
 
 def known_raw_hashes(
     session: Session, *, origin: str, lead_ids: Sequence[str]
 ) -> dict[str, str]:
-    """The stored payload hash of each live lead among ``lead_ids``."""
+    """The stored payload hash of each live lead among ``lead_ids``.
+
+    Tombstoning a lead clears its payload's hash (``_forget_payloads``), so the payload
+    table alone answers: a tombstoned lead's record never looks unchanged.
+    """
     found: dict[str, str] = {}
-    join = PAYLOAD.join(
-        LEAD,
-        sa.and_(LEAD.c.origin == PAYLOAD.c.origin, LEAD.c.lead_id == PAYLOAD.c.lead_id),
-    )
-    for part in chunked(lead_ids):
-        query = (
-            sa.select(PAYLOAD.c.lead_id, PAYLOAD.c.raw_hash)
-            .select_from(join)
-            .where(
-                PAYLOAD.c.origin == origin,
-                PAYLOAD.c.lead_id.in_(part),
-                LEAD.c.deleted_at.is_(None),
+    mark = _placeholder(session)
+    # the driver's own cursor: plain tuples, none of SQLAlchemy's per-row work
+    driver = session.connection().connection.driver_connection
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        for part in chunked(lead_ids):
+            marks = ", ".join([mark] * len(part))
+            cursor.execute(
+                "SELECT lead_id, raw_hash FROM lead_payload"  # noqa: S608 # placeholders only
+                f" WHERE origin = {mark} AND lead_id IN ({marks})",
+                (origin, *part),
             )
-        )
-        found.update((row[0], row[1]) for row in session.execute(query))
+            found.update(cursor.fetchall())
+    finally:
+        cursor.close()
     return found
+
+
+def forget_payload_hashes(
+    session: Session, *, origin: str, where: sa.ColumnElement[bool]
+) -> None:
+    """Clear the payload hash of ``origin``'s leads that ``where`` selects.
+
+    Called before such leads are tombstoned: a cleared hash matches no record, so the
+    next sync that lists the lead maps and upserts it again, which brings it back.
+    """
+    chosen = sa.select(LEAD.c.lead_id).where(LEAD.c.origin == origin, where)
+    session.execute(
+        PAYLOAD.update()
+        .where(PAYLOAD.c.origin == origin, PAYLOAD.c.lead_id.in_(chosen))
+        .values(raw_hash="")
+    )
 
 
 @dataclass(slots=True)
@@ -358,11 +527,16 @@ def tombstone_leads(
         known = existing.get(lead_id)
         if known is None:
             result.not_found.append(lead_id)
-        elif known[2] is not None:
+        elif known[2]:
             result.already_deleted.append(lead_id)
         else:
             result.deleted.append(lead_id)
     for part in chunked(result.deleted):
+        session.execute(
+            PAYLOAD.update()
+            .where(PAYLOAD.c.origin == origin, PAYLOAD.c.lead_id.in_(part))
+            .values(raw_hash="")
+        )
         session.execute(
             LEAD.update()
             .where(LEAD.c.origin == origin, LEAD.c.lead_id.in_(part))
@@ -374,10 +548,22 @@ def tombstone_leads(
 
 def mark_seen(session: Session, *, run_id: str, lead_ids: Iterable[str]) -> None:
     """Remember that a snapshot pass listed these ids."""
-    rows = [{"run_id": run_id, "lead_id": i} for i in dict.fromkeys(lead_ids)]
-    if rows:
+    ids = dict.fromkeys(lead_ids)
+    if not ids:
+        return
+    name = session.get_bind().dialect.name
+    sql = _SEEN_SQL.get(name)
+    if sql is None:
         stmt = insert_for(session, SEEN).on_conflict_do_nothing()
-        execute_rows(session, stmt, rows)
+        sql, order, _ = _compiled(stmt, ("run_id", "lead_id"), name)
+        if order != ["run_id", "lead_id"]:  # pragma: no cover
+            raise RuntimeError(f"unexpected column order in the seen insert: {order}")
+        _SEEN_SQL[name] = sql
+    params = list(chain.from_iterable((run_id, lead_id) for lead_id in ids))
+    execute_values(session, sql, 2, params)
+
+
+_SEEN_SQL: dict[str, str] = {}
 
 
 def _unseen(origin: str, run_id: str) -> sa.ColumnElement[bool]:
@@ -404,6 +590,7 @@ def tombstone_unseen(
     session: Session, *, origin: str, run_id: str, now: datetime
 ) -> int:
     """Tombstone the live leads a snapshot pass did not list; forget the pass."""
+    forget_payload_hashes(session, origin=origin, where=_unseen(origin, run_id))
     result = session.execute(
         LEAD.update()
         .where(_unseen(origin, run_id))

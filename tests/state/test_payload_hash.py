@@ -1,0 +1,115 @@
+"""A tombstoned lead's record never looks unchanged: its payload hash is cleared."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from engine.sync import raw_hash
+from state.db import make_engine, session_scope
+from state.leadwrite import delete_lead
+from state.migrate import upgrade
+from state.store import (
+    known_raw_hashes,
+    mark_seen,
+    tombstone_leads,
+    tombstone_unseen,
+    upsert_leads,
+    upsert_payloads,
+)
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def seed(session, origin="csv", ids=("1", "2", "3")):
+    leads = [
+        {"lead_id": i, "email": f"{i}@example.com", "tags": [], "custom_fields": {}}
+        for i in ids
+    ]
+    result = upsert_leads(session, origin=origin, leads=leads, now=T0)
+    upsert_payloads(
+        session,
+        origin=origin,
+        payloads=[(i, {"id": i}, f"h{i}") for i in ids],
+        now=T0,
+    )
+    return {i: result.actions[i][1] for i in ids}
+
+
+def known(db, ids=("1", "2", "3")):
+    with session_scope(db) as s:
+        return known_raw_hashes(s, origin="csv", lead_ids=list(ids))
+
+
+def test_known_hashes_come_from_the_payloads(db):
+    with session_scope(db) as s:
+        seed(s)
+    assert known(db) == {"1": "h1", "2": "h2", "3": "h3"}
+    assert known(db, ["9"]) == {}
+
+
+def test_tombstone_by_lead_id_forgets_the_hash(db):
+    with session_scope(db) as s:
+        seed(s)
+        seed(s, origin="other")
+        tombstone_leads(s, origin="csv", lead_ids=["2"], now=T0 + timedelta(hours=1))
+    assert known(db) == {"1": "h1", "2": "", "3": "h3"}
+    with session_scope(db) as s:  # the same lead_id of another origin is untouched
+        assert known_raw_hashes(s, origin="other", lead_ids=["2"]) == {"2": "h2"}
+
+
+def test_tombstone_of_unseen_leads_forgets_their_hashes(db):
+    with session_scope(db) as s:
+        seed(s)
+        mark_seen(s, run_id="run_1", lead_ids=["1"])
+        assert tombstone_unseen(s, origin="csv", run_id="run_1", now=T0) == 2
+    assert known(db) == {"1": "h1", "2": "", "3": ""}
+
+
+def test_api_delete_forgets_the_hash(db):
+    with session_scope(db) as s:
+        store_ids = seed(s)
+        delete_lead(s, store_ids["3"], now=T0 + timedelta(hours=1))
+    assert known(db) == {"1": "h1", "2": "h2", "3": ""}
+
+
+def test_migration_0004_forgets_the_hashes_of_existing_tombstones(db_url):
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0003")
+        with session_scope(engine) as s:
+            seed(s)
+            s.execute(
+                sa.text("UPDATE lead SET deleted_at = updated_at WHERE lead_id = '2'")
+            )
+        upgrade(engine)
+        assert known(engine) == {"1": "h1", "2": "", "3": "h3"}
+    finally:
+        engine.dispose()
+
+
+ROW = {"id": "L1", "email": "a@example.com", "company": "Acme"}
+
+
+def test_raw_hash_of_a_flat_record_depends_on_keys_values_and_mapping():
+    base = raw_hash("fp", ROW)
+    assert base == raw_hash("fp", dict(ROW))
+    assert base != raw_hash("other", ROW)
+    assert base != raw_hash("fp", {**ROW, "company": "Globex"})
+    assert base != raw_hash(
+        "fp", {"id": "L1", "mail": "a@example.com", "company": "Acme"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        # a value holding the separator must not make two records look the same
+        ({"a": "x\x1f", "b": "y"}, {"a": "x", "b": "\x1fy"}),
+        # a nested record is hashed too, and its values count
+        ({"a": {"b": 1}}, {"a": {"b": 2}}),
+        ({"a": None}, {"a": ""}),
+    ],
+)
+def test_raw_hash_tells_apart_records_a_join_would_confuse(one, two):
+    assert raw_hash("fp", one) != raw_hash("fp", two)
