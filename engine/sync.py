@@ -423,7 +423,7 @@ class _Flow:
     """
 
     #: pages mapped ahead of the writer, at most
-    DEPTH = 2
+    DEPTH = 1
     #: records a pass maps in its own thread before it starts worker processes
     POOL_AFTER = 5_000
 
