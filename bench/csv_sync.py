@@ -169,7 +169,7 @@ def main() -> None:
         f"store: {{url: '{store}'}}\nlead_fields: [{{name: industry, type: string}}]\n"
         "logging: {level: warning}\n"
         "connectors:\n  - {name: bench, type: csv, path: leads.csv,"
-        " mapping: mapping.yaml, batch_size: 2000}\n"
+        " mapping: mapping.yaml}\n"
     )
     first = run_sync(work / "leadsync.yaml")
     second = run_sync(work / "leadsync.yaml")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from service.clicommon import ConfigOpt, DebugOpt, load_context, run_command
-from service.daemon import Daemon
 
 __all__ = ["run"]
 
@@ -13,6 +12,8 @@ def run(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
 
     SIGHUP reloads the config; SIGTERM or Ctrl-C stops cleanly (exit status 0).
     """
+    # imported here: the scheduler and the API server are no cost of other commands
+    from service.daemon import Daemon
 
     def body() -> None:
         ctx = load_context(config)

@@ -197,6 +197,8 @@ class SeenId(SQLModel, table=True):
     """The ids a snapshot pass listed, so that what it missed can be tombstoned."""
 
     __tablename__ = "seen_id"
+    # SQLite: one B-tree keyed by the primary key, not a rowid table plus its index
+    __table_args__ = {"sqlite_with_rowid": False}
 
     run_id: str = Field(primary_key=True, max_length=40)
     lead_id: str = Field(primary_key=True, max_length=255)

@@ -575,15 +575,15 @@ def _unseen(origin: str, run_id: str) -> sa.ColumnElement[bool]:
 
 def unseen_count(session: Session, *, origin: str, run_id: str) -> tuple[int, int]:
     """``(missing, live)``: live leads the pass did not list, and all live leads."""
-    live = session.execute(
-        sa.select(sa.func.count())
+    seen = sa.exists().where(SEEN.c.run_id == run_id, SEEN.c.lead_id == LEAD.c.lead_id)
+    missing = sa.func.coalesce(sa.func.sum(sa.case((~seen, 1), else_=0)), 0)
+    # one scan of the origin's live leads answers both
+    row = session.execute(
+        sa.select(sa.func.count(), missing)
         .select_from(LEAD)
         .where(LEAD.c.origin == origin, LEAD.c.deleted_at.is_(None))
-    ).scalar_one()
-    missing = session.execute(
-        sa.select(sa.func.count()).select_from(LEAD).where(_unseen(origin, run_id))
-    ).scalar_one()
-    return int(missing), int(live)
+    ).one()
+    return int(row[1]), int(row[0])
 
 
 def tombstone_unseen(
