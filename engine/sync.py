@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorConfig, Cursor, Source, SourceRecord, utcnow
 from connectors.errors import LeadSyncError
@@ -123,6 +124,11 @@ class _Batch:
 def _merge(counts: dict[str, int], delta: dict[str, int]) -> None:
     for key, value in delta.items():
         counts[key] += value
+
+
+def _merge_into(counts: dict[str, int], delta: dict[str, int]) -> None:
+    for key, value in delta.items():
+        counts[key] = counts.get(key, 0) + value
 
 
 class Syncer:
@@ -283,68 +289,26 @@ class Syncer:
         seen_run: str | None,
     ) -> dict[str, int]:
         """Write a prepared batch, its failures and its cursor in one transaction."""
+        return self._write_group([batch], run_id, cursor, seen_run)
+
+    def _write_group(
+        self,
+        batches: Sequence[_Batch],
+        run_id: str,
+        cursor: Cursor | None,
+        seen_run: str | None,
+    ) -> dict[str, int]:
+        """Write consecutive batches and the cursor that covers them in one transaction.
+
+        A writer that falls behind takes the pages that piled up together: one commit
+        instead of several (fewer index pages written twice, fewer search segments).
+        """
         now = self.clock()
         counts: dict[str, int] = {}
         with session_scope(self.db) as session:
-            result = self.destination.apply(
-                session,
-                Batch(origin=self.name, upserts=batch.leads, prepared=batch.prepared),
-                now=now,
-            )
-            counts.update(
-                created=result.created,
-                updated=result.updated,
-                unchanged=result.unchanged,
-            )
-            rejected = {lead_id for lead_id, _, _ in result.errors}
-            failures = batch.failures + [
-                FailureItem(
-                    item_key=lead_id,
-                    lead_id=lead_id,
-                    stage="write",
-                    code=code,
-                    message=message,
-                )
-                for lead_id, code, message in result.errors
-            ]
-            upsert_payload_texts(
-                session,
-                origin=self.name,
-                payloads=[p for p in batch.payloads if p[0] not in rejected],
-                now=now,
-            )
-            if failures:
-                policy = self.cfg.retry
-                record_failures(
-                    session,
-                    connector=self.name,
-                    run_id=run_id,
-                    items=failures,
-                    now=now,
-                    max_attempts=policy.max_attempts,
-                    base=policy.backoff,
-                    cap=policy.max_backoff,
-                )
-                counts["failed"] = len(failures)
-                log.info("failures_recorded", count=len(failures))
-            fixed = [
-                k
-                for k in batch.ok_keys
-                if k in self._open_failures and k not in rejected
-            ]
-            if fixed:
-                counts["resolved"] = resolve_failures(
-                    session, connector=self.name, item_keys=fixed, now=now
-                )
-                self._open_failures.difference_update(fixed)
-            if seen_run is not None:
-                mark_seen(
-                    session,
-                    run_id=seen_run,
-                    lead_ids=[
-                        *(r.id for r in batch.records),
-                        *(f.item_key for f in failures),
-                    ],
+            for batch in batches:
+                _merge_into(
+                    counts, self._write_batch(session, batch, run_id, seen_run, now)
                 )
             if cursor is not None:
                 save_cursor(
@@ -363,6 +327,76 @@ class Syncer:
             # of an empty table; PostgreSQL then scans whole tables for each batch.
             refresh_statistics(self.db)
             self._analyze_at = self._written * 2
+        return counts
+
+    def _write_batch(
+        self,
+        session: Session,
+        batch: _Batch,
+        run_id: str,
+        seen_run: str | None,
+        now: datetime,
+    ) -> dict[str, int]:
+        """One batch's leads, payloads, failures and seen ids (caller's session)."""
+        counts: dict[str, int] = {}
+        result = self.destination.apply(
+            session,
+            Batch(origin=self.name, upserts=batch.leads, prepared=batch.prepared),
+            now=now,
+        )
+        counts.update(
+            created=result.created,
+            updated=result.updated,
+            unchanged=result.unchanged,
+        )
+        rejected = {lead_id for lead_id, _, _ in result.errors}
+        failures = batch.failures + [
+            FailureItem(
+                item_key=lead_id,
+                lead_id=lead_id,
+                stage="write",
+                code=code,
+                message=message,
+            )
+            for lead_id, code, message in result.errors
+        ]
+        upsert_payload_texts(
+            session,
+            origin=self.name,
+            payloads=[p for p in batch.payloads if p[0] not in rejected],
+            now=now,
+        )
+        if failures:
+            policy = self.cfg.retry
+            record_failures(
+                session,
+                connector=self.name,
+                run_id=run_id,
+                items=failures,
+                now=now,
+                max_attempts=policy.max_attempts,
+                base=policy.backoff,
+                cap=policy.max_backoff,
+            )
+            counts["failed"] = len(failures)
+            log.info("failures_recorded", count=len(failures))
+        fixed = [
+            k for k in batch.ok_keys if k in self._open_failures and k not in rejected
+        ]
+        if fixed:
+            counts["resolved"] = resolve_failures(
+                session, connector=self.name, item_keys=fixed, now=now
+            )
+            self._open_failures.difference_update(fixed)
+        if seen_run is not None:
+            mark_seen(
+                session,
+                run_id=seen_run,
+                lead_ids=[
+                    *(r.id for r in batch.records),
+                    *(f.item_key for f in failures),
+                ],
+            )
         return counts
 
     # -- a pass over the source ------------------------------------------------------
@@ -387,8 +421,18 @@ class Syncer:
         the cursor that covers it.
         """
         flow = _Flow(self, report, seen_run)
+        pages = iter(self.source.read_changes(since, until=until))
         try:
-            for page in self.source.read_changes(since, until=until):
+            while True:
+                try:
+                    page = next(pages)
+                except StopIteration:
+                    break
+                except Exception:
+                    # the source failed: the pages read before it are whole, so they
+                    # are written (and their cursor committed) before the run fails
+                    flow.salvage()
+                    raise
                 if self.stop is not None and self.stop.is_set():
                     raise RunStopped("stopped between pages; nothing half-written")
                 safe = cursors.cap(page.next_cursor, limit) if commit_cursor else None
@@ -418,12 +462,16 @@ class _Queued:
 class _Flow:
     """The pipeline of one pass: screen here, map (here or in workers), write.
 
-    Pages enter in order and are written in order. ``in_flight`` counts the ids of
-    pages screened but not yet committed, which must not be skipped as unchanged.
+    Pages enter in order and are written in order. Pages mapped while the writer is
+    busy wait in ``group`` and are written together in one transaction (at most
+    ``GROUP`` pages). The ids of every page screened but not yet committed are in
+    flight: such a record must not be skipped as unchanged.
     """
 
     #: pages mapped ahead of the writer, at most
     DEPTH = 1
+    #: pages one transaction takes when the writer fell behind, at most
+    GROUP = 3
     #: records a pass maps in its own thread before it starts worker processes
     POOL_AFTER = 5_000
 
@@ -432,8 +480,10 @@ class _Flow:
         self.report = report
         self.seen_run = seen_run
         self.queue: deque[_Queued] = deque()
-        self.in_flight: Counter[str] = Counter()
-        self.writing: tuple[Future[dict[str, int]], set[str]] | None = None
+        self.group: list[_Queued] = []
+        #: ids of the pages screened and not yet committed, oldest first
+        self.pending_ids: deque[set[str]] = deque()
+        self.writing: tuple[Future[dict[str, int]], int] | None = None
         self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"write-{syncer.name}")
         self.pool: MappingPool | None = None
         self.mapped_here = 0
@@ -446,11 +496,14 @@ class _Flow:
         cursor: Cursor | None,
     ) -> None:
         """Screen a page and start mapping it; write the pages whose turn it is."""
+        in_flight: AbstractSet[str] = (
+            set().union(*self.pending_ids) if self.pending_ids else frozenset()
+        )
         batch, todo = self.syncer._screen(
-            records, failures, skip_unchanged=True, in_flight=self.in_flight.keys()
+            records, failures, skip_unchanged=True, in_flight=in_flight
         )
         ids = {r.id for r in records}
-        self.in_flight.update(ids)
+        self.pending_ids.append(ids)
         pairs = [(record.fields, digest) for record, digest in todo]
         pool = self._pool(len(pairs))
         mapped: Future[MappedPage] | MappedPage
@@ -463,13 +516,21 @@ class _Flow:
         while self.queue and (
             len(self.queue) > self.DEPTH or _done(self.queue[0].mapped)
         ):
-            self._write_next()
+            self._take_next()
 
     def drain(self) -> None:
         """Write every page still queued and wait for the last write."""
         while self.queue:
-            self._write_next()
+            self._take_next()
+        self._submit_group()
         self._finish_write()
+
+    def salvage(self) -> None:
+        """``drain``, after a source error: a failure here is logged, not raised."""
+        try:
+            self.drain()
+        except Exception:
+            log.warning("pages_not_written", exc_info=True)
 
     def close(self) -> None:
         """Wait for the write under way (even after an error), stop the workers."""
@@ -495,7 +556,8 @@ class _Flow:
             self.pool = MappingPool(syncer.mapping, workers)
         return self.pool if self.pool.ready else None
 
-    def _write_next(self) -> None:
+    def _take_next(self) -> None:
+        """Finish mapping the oldest queued page and hand it to the writer."""
         item = self.queue.popleft()
         mapped = item.mapped
         if isinstance(mapped, Future):
@@ -512,28 +574,41 @@ class _Flow:
                     self.pool.close()
                 self.syncer.map_workers = 0
         self.syncer._assemble(item.batch, item.todo, mapped, "map")
+        self.group.append(item)
+        writer_busy = self.writing is not None and not self.writing[0].done()
+        if not writer_busy or len(self.group) >= self.GROUP:
+            self._submit_group()
+
+    def _submit_group(self) -> None:
+        if not self.group:
+            return
         self._finish_write()
-        _merge(self.report.counts, item.batch.counts)
+        group, self.group = self.group, []
+        for item in group:
+            _merge(self.report.counts, item.batch.counts)
+        cursor = next(
+            (item.cursor for item in reversed(group) if item.cursor is not None), None
+        )
         future = self.writer.submit(
             contextvars.copy_context().run,
-            self.syncer._write,
-            item.batch,
+            self.syncer._write_group,
+            [item.batch for item in group],
             self.report.run_id,
-            item.cursor,
+            cursor,
             self.seen_run,
         )
-        self.writing = (future, item.ids)
+        self.writing = (future, len(group))
 
     def _finish_write(self) -> None:
         if self.writing is None:
             return
-        future, ids = self.writing
+        future, pages = self.writing
         self.writing = None
         try:
             _merge(self.report.counts, future.result())
         finally:
-            self.in_flight.subtract(ids)
-            self.in_flight += Counter()  # drop the ids whose count fell to zero
+            for _ in range(pages):
+                self.pending_ids.popleft()
 
 
 def _done(mapped: Future[MappedPage] | MappedPage) -> bool:

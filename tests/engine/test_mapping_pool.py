@@ -175,3 +175,54 @@ def test_map_workers_accepts_auto_or_a_count(value):
 def test_map_workers_rejects_anything_else(value):
     with pytest.raises(ValueError, match="map_workers"):
         FakeConfig(name="x", map_workers=value)
+
+
+def test_a_writer_that_falls_behind_commits_the_pages_that_piled_up_together(
+    db, monkeypatch
+):
+    import threading
+
+    import engine.sync as sync_module
+
+    groups: list[int] = []
+    original = Syncer._write_group
+    release = threading.Event()
+
+    def slow(self, batches, run_id, cursor, seen_run):
+        groups.append(len(batches))
+        if len(groups) == 1:
+            release.wait(10)  # the first write stalls until pages pile up
+        return original(self, batches, run_id, cursor, seen_run)
+
+    monkeypatch.setattr(Syncer, "_write_group", slow)
+    real_take = sync_module._Flow._take_next
+
+    def take(self):
+        real_take(self)
+        if len(self.group) >= 2:
+            release.set()
+
+    monkeypatch.setattr(sync_module._Flow, "_take_next", take)
+    src = FakeSource(page_size=5)
+    fill(src, 40)
+    syncer = make(db, src, workers=0)
+    report = runner.sync(syncer)
+    assert report.ok and report.counts["created"] == 40
+    assert max(groups) > 1 and max(groups) <= _Flow.GROUP
+    assert sum(groups) == 8  # every page written once
+    cursor = syncer.committed_cursor()
+    assert cursor is not None and cursor.id == "L0039"
+
+
+def test_pages_read_before_a_source_error_are_committed(db):
+    from connectors.errors import RetriableSourceError
+
+    src = FakeSource(page_size=5)
+    fill(src, 40)
+    src.fail_after_pages = (3, RetriableSourceError("connection reset"))
+    syncer = make(db, src, workers=0)
+    report = runner.sync(syncer)
+    assert not report.ok
+    assert len(content(db, "fake")) == 15
+    cursor = syncer.committed_cursor()
+    assert cursor is not None and cursor.id == "L0014"
