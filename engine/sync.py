@@ -110,7 +110,9 @@ _SEP = "\x1f"
 class _Batch:
     """A page after hashing and mapping, ready to be written."""
 
-    records: Sequence[SourceRecord]
+    #: the ids of the page's records (the records themselves are not kept: a page
+    #: waiting for the writer holds only what will be written)
+    ids: list[str]
     leads: list[dict[str, Any]] = field(default_factory=list)
     #: the leads as the destination's ``prepare`` left them (None: it has none)
     prepared: Any = None
@@ -224,7 +226,7 @@ class Syncer:
         now predates them, so such a record is never skipped (the last version of a
         record listed twice must win).
         """
-        batch = _Batch(records=records)
+        batch = _Batch(ids=[r.id for r in records])
         batch.failures = [
             FailureItem(
                 item_key=key,
@@ -393,7 +395,7 @@ class Syncer:
                 session,
                 run_id=seen_run,
                 lead_ids=[
-                    *(r.id for r in batch.records),
+                    *batch.ids,
                     *(f.item_key for f in failures),
                 ],
             )
@@ -574,6 +576,8 @@ class _Flow:
                     self.pool.close()
                 self.syncer.map_workers = 0
         self.syncer._assemble(item.batch, item.todo, mapped, "map")
+        item.todo = []  # the raw records are no longer needed
+        item.mapped = mapped
         self.group.append(item)
         writer_busy = self.writing is not None and not self.writing[0].done()
         if not writer_busy or len(self.group) >= self.GROUP:
