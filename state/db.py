@@ -29,9 +29,9 @@ _SQLITE_PRAGMAS = (
     # batch, and a checkpoint (with its fsync) after nearly every commit cost a third
     # of the write time
     "PRAGMA wal_autocheckpoint=10000",
-    # 16 MiB of page cache per connection instead of 2: a bulk write touches index
+    # 8 MiB of page cache per connection instead of 2: a bulk write touches index
     # pages all over a large store, and a miss costs a read from the OS each time
-    "PRAGMA cache_size=-16384",
+    "PRAGMA cache_size=-8192",
 )
 
 
