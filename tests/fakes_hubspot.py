@@ -7,12 +7,17 @@ case), search (``total``, integer offsets, 400 past 10,000, ``null`` for request
 empty properties, filters on epoch-ms strings, ISO strings or numbers, sorts as objects
 or ``"-prop"`` strings), batch read, the OAuth token endpoint, error bodies and the
 ``X-HubSpot-RateLimit-*`` headers.
+
+Each object's JSON is rendered once per property list and kept until the object
+changes, so the benchmark measures the connector rather than this server: on a 2-core
+machine the fake shares the CPU with the process under test.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MODIFIED = {
@@ -61,8 +68,9 @@ CAP = 10_000
 
 def iso(ms: int) -> str:
     """HubSpot's timestamp format: ``2024-09-11T13:27:39.356Z``."""
-    return (EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")[
-        :-3
+    # isoformat ends in "+00:00" for an aware UTC datetime; HubSpot writes "Z".
+    return (EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")[
+        :-6
     ] + "Z"
 
 
@@ -87,6 +95,10 @@ class Obj:
     created: int
     props: dict[str, str] = field(default_factory=dict)
     archived_at: int | None = None
+    # Rendered JSON by (requested properties, nulls); cleared whenever the object changes.
+    rendered: dict[tuple[tuple[str, ...] | None, bool], orjson.Fragment] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
 
 @dataclass
@@ -137,13 +149,16 @@ class FakeHubSpot:
                 self._ids[kind] = None
             obj.modified = modified
             obj.props.update(props)
+            obj.rendered.clear()
             self._sorted[kind] = None
             return obj
 
     def archive(self, kind: str, oid: int, at: int) -> None:
         with self._lock:
             # Archiving does not bump the modification time (crm-notes §1.4).
-            self.objects[kind][oid].archived_at = at
+            obj = self.objects[kind][oid]
+            obj.archived_at = at
+            obj.rendered.clear()
             self._sorted[kind] = None
 
     def merge(self, kind: str, primary: int, merged: int, at: int) -> None:
@@ -156,27 +171,43 @@ class FakeHubSpot:
                 x for x in (old, str(merged)) if x
             )
             survivor.modified = at
+            gone.rendered.clear()
+            survivor.rendered.clear()
             self._sorted[kind] = None
 
     def render(
         self, kind: str, obj: Obj, props: list[str] | None, *, nulls: bool
     ) -> dict[str, Any]:
+        modified, created = iso(obj.modified), iso(obj.created)
         values = dict(obj.props)
         values["hs_object_id"] = str(obj.id)
-        values[MODIFIED[kind]] = iso(obj.modified)
-        values["createdate"] = iso(obj.created)
+        values[MODIFIED[kind]] = modified
+        values["createdate"] = created
         names = props or DEFAULTS[kind]
         out = {n: values.get(n) for n in names if nulls or values.get(n) is not None}
         body: dict[str, Any] = {
             "id": str(obj.id),
             "properties": out,
-            "createdAt": iso(obj.created),
-            "updatedAt": iso(obj.modified),
+            "createdAt": created,
+            "updatedAt": modified,
             "archived": obj.archived_at is not None,
         }
         if obj.archived_at is not None:
             body["archivedAt"] = iso(obj.archived_at)
         return body
+
+    def rendered(
+        self, kind: str, obj: Obj, props: list[str] | None, *, nulls: bool
+    ) -> orjson.Fragment:
+        """``render`` as ready JSON, cached on the object until it changes."""
+        key = (tuple(props) if props else None, nulls)
+        fragment = obj.rendered.get(key)
+        if fragment is None:
+            fragment = orjson.Fragment(
+                orjson.dumps(self.render(kind, obj, props, nulls=nulls))
+            )
+            obj.rendered[key] = fragment
+        return fragment
 
     # -- server ----------------------------------------------------------------------
 
@@ -216,11 +247,7 @@ class FakeHubSpot:
         status, body, headers = self._answer(handler, method, url.path, url.query, raw)
         if self.latency:
             time.sleep(self.latency)
-        data = (
-            json.dumps(body, separators=(",", ":")).encode()
-            if body is not None
-            else b""
-        )
+        data = orjson.dumps(body) if body is not None else b""
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json;charset=utf-8")
         handler.send_header("Content-Length", str(len(data)))
@@ -330,7 +357,7 @@ class FakeHubSpot:
             if len(results) == limit:
                 nxt = obj.id
                 break
-            results.append(self.render(kind, obj, props, nulls=False))
+            results.append(self.rendered(kind, obj, props, nulls=False))
         body: dict[str, Any] = {"results": results}
         if nxt is not None:
             body["paging"] = {"next": {"after": str(nxt), "link": f"?after={nxt}"}}
@@ -378,7 +405,7 @@ class FakeHubSpot:
         body: dict[str, Any] = {
             "total": len(matched),
             "results": [
-                self.render(kind, objs[i], req.get("properties"), nulls=self.nulls)
+                self.rendered(kind, objs[i], req.get("properties"), nulls=self.nulls)
                 for _, i in page
             ],
         }
@@ -436,7 +463,7 @@ class FakeHubSpot:
                 missing.append(item["id"])
             else:
                 results.append(
-                    self.render(kind, obj, req.get("properties"), nulls=False)
+                    self.rendered(kind, obj, req.get("properties"), nulls=False)
                 )
         now = iso(0)
         body: dict[str, Any] = {
@@ -513,13 +540,26 @@ def populate(fake: FakeHubSpot, count: int, *, start_ms: int, seed: int = 42) ->
 
 
 def main() -> None:
-    """Serve ``N`` contacts until stdin closes: ``python -m tests.fakes_hubspot N``."""
-    import sys
+    """Serve N contacts until stdin closes.
 
+    ``python -m tests.fakes_hubspot N [LATENCY_S] [--warm email,firstname,...]``;
+    ``--warm`` renders every contact for that property list before serving, so that a
+    benchmark's first pass does not time this server's rendering.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake HubSpot on loopback.")
+    parser.add_argument("count", type=int, nargs="?", default=100_000)
+    parser.add_argument("latency", type=float, nargs="?", default=0.0)
+    parser.add_argument("--warm", default="", help="comma-separated properties")
+    args = parser.parse_args()
     fake = FakeHubSpot(tokens=("pat-bench-token",))
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    fake.latency = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
-    populate(fake, count, start_ms=1_704_067_200_000)  # 2024-01-01
+    fake.latency = args.latency
+    populate(fake, args.count, start_ms=1_704_067_200_000)  # 2024-01-01
+    if args.warm:
+        props = args.warm.split(",")
+        for obj in fake.objects["contacts"].values():
+            fake.rendered("contacts", obj, props, nulls=False)
     print(fake.start(), flush=True)  # noqa: T201 (the URL, for the parent process)
     sys.stdin.read()
     fake.stop()

@@ -1,22 +1,23 @@
 """HubSpot calls through hubspot-api-client, with our retries, limits and token refresh.
 
-The SDK builds the requests (paths, query encoding, auth header) and raises its own
-exceptions; responses are read raw (``_preload_content=False``) and parsed with
-``json.loads``, because the SDK's model classes cost more per record than the whole
-rest of a sync. The SDK's own urllib3 retry is switched off: it skips POST (search) and
-ends in ``MaxRetryError`` (crm-notes L1); ``retry_call`` retries every call instead.
+The SDK supplies the configuration, the urllib3 connection pool, the headers and the
+exception classes; ``transport.py`` sends on that pool without the SDK's generated layer
+(the requests are byte for byte the SDK's) and parses bodies with orjson. The list
+endpoint's query (the property list) is encoded once per pass, not per page. The SDK's
+own urllib3 retry is switched off: it skips POST (search) and ends in
+``MaxRetryError`` (crm-notes L1); ``retry_call`` retries every call instead.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_plus, urlencode
 
 from hubspot import HubSpot
 
@@ -26,10 +27,10 @@ from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.errors import (
     DailyLimitError,
     TokenRejectedError,
-    daily_exhausted,
     translate_errors,
 )
 from connectors.hubspot.ratelimit import AccountLimits, account_key, account_limits
+from connectors.hubspot.transport import Transport, decode_json
 
 __all__ = ["LIST_LIMIT", "SEARCH_LIMIT", "HubSpotClient", "reset_tokens"]
 
@@ -103,14 +104,20 @@ class HubSpotClient:
         token = auth.access_token.get_secret_value() if auth.access_token else None
         # retry=False: no urllib3 retries or redirects; retry_call does it for all.
         sdk = HubSpot(access_token=token, host=cfg.base_url, retry=False)
-        crm = getattr(sdk.crm, cfg.object)
         # The SDK builds a new client (and connection pool) on every attribute access:
-        # build each API once and keep it.
-        self._basic: Any = crm.basic_api
-        self._search: Any = crm.search_api
-        self._batch: Any = crm.batch_api
+        # build the one we send on once and keep it.
+        self._transport = Transport(
+            getattr(sdk.crm, cfg.object).basic_api.api_client,
+            object_name=cfg.object,
+            timeout=self._timeout,
+        )
+        self._path = self._transport.path
+        # The list endpoint's query after ``after``, per (properties, archived, limit).
+        self._queries: dict[tuple[tuple[str, ...], bool, int], str] = {}
         self._tokens_api: Any = sdk.oauth.tokens_api if auth.oauth else None
-        self._active = token
+        self._active: str | None = None
+        if token is not None:
+            self._use(token)
         self.requests: Counter[str] = Counter()
 
     # -- the calls -------------------------------------------------------------------
@@ -118,13 +125,7 @@ class HubSpotClient:
     def search(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /crm/v3/objects/{object}/search`` with ``body``."""
         return self._call(
-            "search",
-            self._limits.search,
-            lambda: self._search.do_search(
-                public_object_search_request=body,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            ),
+            "search", self._limits.search, "POST", f"{self._path}/search", body
         )
 
     def list_page(
@@ -136,19 +137,20 @@ class HubSpotClient:
         limit: int = LIST_LIMIT,
     ) -> dict[str, Any]:
         """``GET /crm/v3/objects/{object}`` (100 per page), live or archived."""
-        params: dict[str, Any] = {
-            "limit": limit,
-            "properties": list(properties),
-            "archived": archived,
-        }
-        if after is not None:
-            params["after"] = after
+        key = (tuple(properties), archived, limit)
+        query = self._queries.get(key)
+        if query is None:
+            # The SDK's order: limit, after, properties (repeated), archived ("False").
+            props = urlencode([("properties", p) for p in properties])
+            query = f"{props}&archived={archived}" if props else f"archived={archived}"
+            self._queries[key] = query
+        after_part = "" if after is None else f"&after={quote_plus(after)}"
         return self._call(
             "archived" if archived else "list",
             self._limits.general,
-            lambda: self._basic.get_page(
-                **params, _preload_content=False, _request_timeout=self._timeout
-            ),
+            "GET",
+            f"{self._path}?limit={limit}{after_part}&{query}",
+            None,
         )
 
     def batch_read(
@@ -163,24 +165,26 @@ class HubSpotClient:
         return self._call(
             "batch_read",
             self._limits.general,
-            lambda: self._batch.read(
-                batch_read_input_simple_public_object_id=body,
-                archived=False,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            ),
+            "POST",
+            f"{self._path}/batch/read?archived=False",
+            body,
         )
 
     def close(self) -> None:
         """Close the connection pools."""
-        for api in (self._basic, self._search, self._batch, self._tokens_api):
-            if api is not None:
-                api.api_client.rest_client.pool_manager.clear()
+        self._transport.close()
+        if self._tokens_api is not None:
+            self._tokens_api.api_client.rest_client.pool_manager.clear()
 
     # -- plumbing --------------------------------------------------------------------
 
     def _call(
-        self, kind: str, bucket: TokenBucket, send: Callable[[], Any]
+        self,
+        kind: str,
+        bucket: TokenBucket,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
     ) -> dict[str, Any]:
         what = f"{kind} {self._cfg.object}"
 
@@ -189,13 +193,13 @@ class HubSpotClient:
                 raise DailyLimitError()
             self._ensure_token()
             try:
-                return self._send(kind, what, bucket, send)
+                return self._send(kind, what, bucket, method, url, body)
             except TokenRejectedError:
                 if not self._oauth:
                     raise
             # A 401 with OAuth: the token may have been revoked early; refresh once.
             self._refresh()
-            return self._send(kind, what, bucket, send)
+            return self._send(kind, what, bucket, method, url, body)
 
         result = retry_call(
             attempt,
@@ -209,29 +213,30 @@ class HubSpotClient:
         return result
 
     def _send(
-        self, kind: str, what: str, bucket: TokenBucket, send: Callable[[], Any]
+        self,
+        kind: str,
+        what: str,
+        bucket: TokenBucket,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
     ) -> Any:
         bucket.acquire()
         self.requests[kind] += 1
         try:
             with translate_errors(what, credential=self._credential, scope=self._scope):
-                response = send()
-                try:
-                    raw, headers = response.data, response.headers
-                finally:
-                    response.release_conn()
+                raw, headers = self._transport.request(method, url, body)
         except DailyLimitError:
             self._limits.block_daily()
             raise
         except RetriableSourceError:
             bucket.drain()  # a 429 or 5xx: let the bucket refill before the next call
             raise
-        self._limits.observe(headers)
-        if daily_exhausted(headers):
+        if self._limits.observe(headers) == 0:
             # This answer is good; the next request would be refused until midnight.
             self._limits.block_daily()
         try:
-            return json.loads(raw)
+            return decode_json(raw)
         except ValueError as exc:
             raise RetriableSourceError(
                 f"{what}: HubSpot sent a body that is not JSON"
@@ -271,7 +276,7 @@ class HubSpotClient:
             # HubSpot answers 400 BAD_REFRESH_TOKEN for a revoked refresh token.
             raise AuthError(f"{exc}; check {self._credential}") from exc
         try:
-            data = json.loads(raw)
+            data = decode_json(raw)
             token, ttl = str(data["access_token"]), float(data["expires_in"])
         except (ValueError, KeyError, TypeError) as exc:
             raise AuthError(f"{what}: HubSpot's answer has no access token") from exc
@@ -281,5 +286,4 @@ class HubSpotClient:
 
     def _use(self, token: str) -> None:
         self._active = token
-        for api in (self._basic, self._search, self._batch):
-            api.api_client.configuration.access_token = token
+        self._transport.authorize(token)

@@ -34,21 +34,27 @@ class AccountLimits:
     daily_blocked_until: float = 0.0
     daily_remaining: float | None = None
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Learn the burst limit and what remains of it from a response's headers."""
+    def observe(self, headers: Mapping[str, str]) -> float | None:
+        """Learn the burst limit and what remains of it from a response's headers.
+
+        Returns what the response says is left of the daily limit (None: not said).
+        ``headers`` must look names up case-insensitively (urllib3's do).
+        """
         get = headers.get
         limit = _number(get("X-HubSpot-RateLimit-Max"))
-        interval = _number(get("X-HubSpot-RateLimit-Interval-Milliseconds"))
-        if limit and interval:
-            rate = limit / (interval / 1000)
-            if (rate, limit) != (self.general.rate, self.general.capacity):
-                self.general.update(rate=rate, capacity=limit)
+        if limit:
+            interval = _number(get("X-HubSpot-RateLimit-Interval-Milliseconds"))
+            if interval:
+                rate = limit / (interval / 1000)
+                if (rate, limit) != (self.general.rate, self.general.capacity):
+                    self.general.update(rate=rate, capacity=limit)
         remaining = _number(get("X-HubSpot-RateLimit-Remaining"))
         if remaining is not None:
             self.general.clamp(remaining)
         daily = _number(get("X-HubSpot-RateLimit-Daily-Remaining"))
         if daily is not None:
             self.daily_remaining = daily
+        return daily
 
     def block_daily(self) -> None:
         """Stop every connector of this account from asking for a while."""

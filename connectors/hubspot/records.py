@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from connectors.base import Cursor, SourceRecord
 
@@ -37,9 +37,14 @@ Key = tuple[datetime, int]  # (modified at, numeric id): the order records come 
 def parse_ts(text: str) -> datetime:
     """Parse HubSpot's ISO 8601 timestamps (``2024-09-11T13:27:39.356Z``) to UTC."""
     value = datetime.fromisoformat(text)
+    return value if value.tzinfo is UTC else _as_utc(value)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A naive time is UTC; an aware one is converted."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    return value.astimezone(UTC)
 
 
 def to_ms(value: datetime) -> int:
@@ -73,16 +78,24 @@ class Converter:
         self._modified = modified
         self.merged: set[str] = set()
 
-    def convert(
-        self, results: Iterable[Any], *, ordered: bool = True
-    ) -> tuple[list[tuple[Key, SourceRecord]], list[Failure]]:
-        """Keyed records (sorted by key if ``ordered``), and the malformed objects."""
-        keyed: list[tuple[Key, SourceRecord]] = []
+    def records(
+        self, results: Iterable[Any]
+    ) -> tuple[list[SourceRecord], list[Failure]]:
+        """The records of a page in the order given, and the malformed objects.
+
+        This runs once per record of every sync, so it is written for speed: the
+        record keeps HubSpot's object as is (no copy), and the common timestamp form
+        (``...Z``, which ``fromisoformat`` reads as UTC) skips ``parse_ts``'s checks.
+        """
+        out: list[SourceRecord] = []
         failures: list[Failure] = []
-        modified, name = self._modified, self._object
+        modified, name, merged_ids = self._modified, self._object, self.merged
+        fromiso = datetime.fromisoformat
         for raw in results:
-            props = raw.get("properties") if isinstance(raw, dict) else None
-            rid = raw.get("id") if isinstance(raw, dict) else None
+            if isinstance(raw, dict):
+                props, rid = raw.get("properties"), raw.get("id")
+            else:
+                props = rid = None
             if not isinstance(props, dict) or rid.__class__ is not str or not rid:
                 failures.append(self._failure(raw, "no id or no properties"))
                 continue
@@ -91,7 +104,9 @@ class Converter:
                 continue
             text = props.get(modified) or raw.get("updatedAt")
             try:
-                ts = parse_ts(text)
+                ts = fromiso(text)
+                if ts.tzinfo is not UTC:
+                    ts = _as_utc(ts)
             except (TypeError, ValueError):
                 failures.append(
                     self._failure(raw, f"{modified} is missing or not a timestamp")
@@ -100,10 +115,18 @@ class Converter:
             merged = props.get("hs_merged_object_ids")
             if merged and merged.__class__ is str:
                 # "326071100639;326297284815": ids merged into this one (§1.5).
-                self.merged.update(m for m in map(str.strip, merged.split(";")) if m)
-            keyed.append(((ts, int(rid)), SourceRecord(rid, ts, raw, f"{name}/{rid}")))
-        if ordered:
-            keyed.sort(key=_first)
+                merged_ids.update(m for m in map(str.strip, merged.split(";")) if m)
+            out.append(SourceRecord(rid, ts, raw, f"{name}/{rid}"))
+        return out, failures
+
+    def convert(
+        self, results: Iterable[Any]
+    ) -> tuple[list[tuple[Key, SourceRecord]], list[Failure]]:
+        """Records keyed by ``(modified, numeric id)`` and sorted, and the failures."""
+        records, failures = self.records(results)
+        # records() sets every updated_at; the cast only tells mypy so.
+        keyed = [((cast(datetime, r.updated_at), int(r.id)), r) for r in records]
+        keyed.sort(key=_first)
         return keyed, failures
 
     def _failure(self, raw: Any, reason: str) -> Failure:

@@ -24,14 +24,16 @@ from connectors.base import ConnectorConfig, Cursor, MappingHints, Page, SourceR
 from connectors.base import utcnow as _utcnow
 from connectors.errors import FatalSourceError
 from connectors.http import Clock, Sleep, prefetch
-from connectors.hubspot.client import (
-    BATCH_READ_LIMIT,
-    LIST_LIMIT,
-    SEARCH_LIMIT,
-    HubSpotClient,
-)
+from connectors.hubspot.client import BATCH_READ_LIMIT, HubSpotClient
 from connectors.hubspot.config import HubSpotConfig
-from connectors.hubspot.records import Converter, Failure, from_ms, key_of, parse_ts
+from connectors.hubspot.records import (
+    Converter,
+    Failure,
+    Key,
+    from_ms,
+    key_of,
+    parse_ts,
+)
 from connectors.hubspot.records import to_ms as _to_ms
 from connectors.hubspot.search import SearchReader
 
@@ -128,9 +130,8 @@ class HubSpotSource:
             page = self.client.batch_read(
                 wanted[start : start + BATCH_READ_LIMIT], self._properties
             )
-            keyed, _ = self._converter.convert(page.get("results") or (), ordered=False)
-            for _, record in keyed:
-                yield record
+            records, _ = self._converter.records(page.get("results") or ())
+            yield from records
 
     def close(self) -> None:
         """Close the HTTP connection pools."""
@@ -145,18 +146,20 @@ class HubSpotSource:
     # -- passes ----------------------------------------------------------------------
 
     def _list_all(self, bound_ms: int) -> Iterator[Page]:
+        # The worker thread requests, parses and batches the next page while the
+        # engine works on this one: at most one finished page waits for the engine.
+        return prefetch(self._list_pages(bound_ms))
+
+    def _list_pages(self, bound_ms: int) -> Iterator[Page]:
         size = self._cfg.batch_size
         records: list[SourceRecord] = []
         failures: list[Failure] = []
-        convert = self._converter.convert
-        pages = prefetch(
-            self._list(archived=False, properties=self._properties),
-            depth=self._ahead(LIST_LIMIT),
-        )
-        for results in pages:
-            keyed, bad = convert(results, ordered=False)
-            records.extend(record for _, record in keyed)
-            failures.extend(bad)
+        convert = self._converter.records
+        for results in self._list(archived=False, properties=self._properties):
+            chunk, bad = convert(results)
+            records += chunk
+            if bad:
+                failures += bad
             if len(records) >= size:
                 yield Page(records, None, failures)
                 records, failures = [], []
@@ -169,6 +172,9 @@ class HubSpotSource:
         lo = _to_ms(since.ts)
         if lo >= bound_ms:
             return
+        yield from prefetch(self._search_pages(since_key, lo, bound_ms))
+
+    def _search_pages(self, since_key: Key, lo: int, bound_ms: int) -> Iterator[Page]:
         reader = SearchReader(
             self.client,
             self._converter,
@@ -179,22 +185,15 @@ class HubSpotSource:
         records: list[SourceRecord] = []
         failures: list[Failure] = []
         cursor: Cursor | None = None
-        chunks = prefetch(
-            reader.read(since_key, lo, bound_ms), depth=self._ahead(SEARCH_LIMIT)
-        )
-        for chunk, bad, chunk_cursor in chunks:
-            records.extend(chunk)
-            failures.extend(bad)
+        for chunk, bad, chunk_cursor in reader.read(since_key, lo, bound_ms):
+            records += chunk
+            failures += bad
             cursor = chunk_cursor or cursor
             if len(records) >= size:
                 yield Page(records, cursor, failures)
                 records, failures, cursor = [], [], None
         # The whole window is read: everything stamped before the bound is covered.
         yield Page(records, Cursor(from_ms(bound_ms), ""), failures)
-
-    def _ahead(self, page: int) -> int:
-        """Pages to fetch ahead: a batch's worth, so requests overlap the writes."""
-        return max(2, self._cfg.batch_size // page)
 
     def _list(self, *, archived: bool, properties: Sequence[str]) -> Iterator[Any]:
         """The ``results`` of every page of the list endpoint, following ``after``."""
@@ -231,13 +230,12 @@ class HubSpotSource:
         return True, start - self._cfg.lag - self._cfg.lookback - _SKEW
 
     def _archived(self, cutoff: datetime | None) -> Iterator[list[str]]:
+        return prefetch(self._archived_ids(cutoff))
+
+    def _archived_ids(self, cutoff: datetime | None) -> Iterator[list[str]]:
         size = self._cfg.batch_size
         ids: list[str] = []
-        pages = prefetch(
-            self._list(archived=True, properties=["hs_object_id"]),
-            depth=self._ahead(LIST_LIMIT),
-        )
-        for results in pages:
+        for results in self._list(archived=True, properties=["hs_object_id"]):
             for raw in results:
                 rid = raw.get("id") if isinstance(raw, dict) else None
                 if not isinstance(rid, str) or not rid.isdigit():
