@@ -136,9 +136,10 @@ class CsvSource:
             for item in self._scan(path, since, until, None):
                 if isinstance(item, SourceRecord):
                     records.append(item)
-                    ts = item.updated_at
-                    if ts is not None and (best is None or (ts, item.id) > best):
-                        best = (ts, item.id)
+                    if incremental:
+                        ts = item.updated_at
+                        if ts is not None and (best is None or (ts, item.id) > best):
+                            best = (ts, item.id)
                     if len(records) < size:
                         continue
                 else:

@@ -147,3 +147,9 @@ def test_new_lead_ids_are_ulids_sorted_by_time():
         assert lead_id.startswith("lead_") and len(lead_id) == 31
         ULID.from_str(lead_id[5:])  # valid Crockford base32 ULID
     assert max(first)[:15] < later[:15]  # the time prefix orders them
+
+
+def test_the_head_constant_is_alembics_head():
+    from state.migrate import HEAD, script_head
+
+    assert script_head() == HEAD
