@@ -17,6 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import gcpolicy
 from engine.errors import MappingError
 from engine.mapping import CompiledMapping, compile_mapping
 from state.store import PreparedLeads, payload_text, prepare_leads
@@ -76,6 +77,7 @@ def _start_worker(recipe: tuple[Any, tuple[Any, ...]]) -> None:
     global _WORKER_MAPPING  # one mapping per worker process
     spec, lead_fields = recipe
     _WORKER_MAPPING = compile_mapping(spec, lead_fields=lead_fields)
+    gcpolicy.tune()
 
 
 def _ready() -> bool:

@@ -15,6 +15,7 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConfigError, LeadSyncError
+from engine import gcpolicy
 from service.context import AppContext
 from service.logconfig import configure_logging, redact
 from service.settings import load_settings
@@ -86,6 +87,7 @@ def _errors(debug: bool) -> Iterator[None]:
 
 def run_command(debug: bool, body: Callable[[], Any]) -> Any:
     """Run a command body: known errors become one-line messages, ``False`` exit 1."""
+    gcpolicy.tune()
     try:
         with _errors(debug):
             result = body()

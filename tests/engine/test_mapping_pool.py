@@ -226,3 +226,18 @@ def test_pages_read_before_a_source_error_are_committed(db):
     assert len(content(db, "fake")) == 15
     cursor = syncer.committed_cursor()
     assert cursor is not None and cursor.id == "L0014"
+
+
+def test_gc_tuning_freezes_what_exists_and_collects_the_young_less_often():
+    import gc
+
+    from engine import gcpolicy
+
+    before = gc.get_threshold()
+    try:
+        gcpolicy.tune()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] >= 50_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -245,7 +245,8 @@ def _converge(
 @pytest.mark.parametrize("how", ["term", "term-twice", "kill"])
 def test_stop_during_a_large_sync_then_restart_converges(tmp_path, procs, how):
     # large enough that the sync is still going when the signal comes, on a busy box
-    total = 60_000
+    # and at full speed (mapping workers on)
+    total = 150_000
     config, engine, _ = _large(tmp_path, total)
     proc = start(["run", "--config", str(config)], tmp_path / "daemon.log")
     procs.append(proc)
