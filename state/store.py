@@ -479,16 +479,20 @@ def known_raw_hashes(
     cursor = driver.cursor()  # type: ignore[union-attr]
     try:
         for part in chunked(lead_ids):
-            marks = ", ".join([mark] * len(part))
-            cursor.execute(
-                "SELECT lead_id, raw_hash FROM lead_payload"  # noqa: S608 # placeholders only
-                f" WHERE origin = {mark} AND lead_id IN ({marks})",
-                (origin, *part),
-            )
+            cursor.execute(_hash_query(mark, len(part)), (origin, *part))
             found.update(cursor.fetchall())
     finally:
         cursor.close()
     return found
+
+
+@lru_cache(maxsize=64)
+def _hash_query(mark: str, count: int) -> str:
+    marks = ", ".join([mark] * count)
+    return (
+        "SELECT lead_id, raw_hash FROM lead_payload"  # noqa: S608 # placeholders only
+        f" WHERE origin = {mark} AND lead_id IN ({marks})"
+    )
 
 
 def forget_payload_hashes(
