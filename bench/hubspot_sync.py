@@ -38,7 +38,7 @@ import structlog  # noqa: E402 (after the path set-up)
 from connectors.base import MappingHints  # noqa: E402
 from connectors.hubspot import HubSpotConfig, HubSpotSource  # noqa: E402
 from connectors.hubspot.source import properties_for  # noqa: E402
-from engine import runner  # noqa: E402
+from engine import gcpolicy, runner  # noqa: E402
 from service.context import AppContext  # noqa: E402
 from service.settings import load_settings  # noqa: E402
 
@@ -168,6 +168,7 @@ def main() -> None:
         "--store", default=None, help="store URL (default: SQLite file)"
     )
     args = parser.parse_args()
+    gcpolicy.tune()  # as every leadsync command does at start-up
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING)
     )
