@@ -109,6 +109,8 @@ def test_raw_hash_of_a_flat_record_depends_on_keys_values_and_mapping():
         # a nested record is hashed too, and its values count
         ({"a": {"b": 1}}, {"a": {"b": 2}}),
         ({"a": None}, {"a": ""}),
+        # what JSON cannot hold falls back to repr, and still counts
+        ({"a": 2**70}, {"a": 2**70 + 1}),
     ],
 )
 def test_raw_hash_tells_apart_records_a_join_would_confuse(one, two):
