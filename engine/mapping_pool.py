@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +100,29 @@ def auto_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start processes that do not import the program's ``__main__`` again.
+
+    ``spawn`` re-imports the parent's main module in each child (for the CLI, the
+    whole command line, the API and the daemon); a mapping worker needs none of it:
+    hidden, each worker starts faster and holds less memory.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:  # pragma: no cover # an interpreter always has one
+        yield
+        return
+    names: tuple[str, ...] = ("__spec__", "__file__")
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in names if k in main.__dict__}
+    main.__dict__["__spec__"] = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 class MappingPool:
     """Worker processes that map pages into the store's prepared form.
 
@@ -115,7 +140,8 @@ class MappingPool:
             initializer=_start_worker,
             initargs=(mapping.recipe,),
         )
-        self._warm = [self._executor.submit(_ready) for _ in range(workers)]
+        with _main_hidden():  # the workers start on these first submits
+            self._warm = [self._executor.submit(_ready) for _ in range(workers)]
 
     @property
     def ready(self) -> bool:

@@ -241,3 +241,29 @@ def test_gc_tuning_freezes_what_exists_and_collects_the_young_less_often():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_worker_does_not_import_the_programs_main_module_again(tmp_path):
+    """Run from a script, the workers must not import it (a CLI would cost 30 MiB)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    marker = tmp_path / "imported"
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "if __name__ != '__main__':\n"
+        f"    open({str(marker)!r}, 'a').write(str(os.getpid()) + '\\n')\n"
+        "from engine.mapping import compile_mapping\n"
+        "from engine.mapping_pool import MappingPool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = MappingPool(compile_mapping({'lead_id': 'id', 'fields': {}}), 1)\n"
+        "    page = pool.submit([({'id': 'a'}, 'h')]).result(60)\n"
+        "    pool.close()\n"
+        "    assert page.prepared.lead_ids == ['a'], page\n"
+    )
+    subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+    assert not marker.exists()
