@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -77,6 +78,8 @@ _WORKER_MAPPING: CompiledMapping | None = None
 
 def _start_worker(recipe: tuple[Any, tuple[Any, ...]]) -> None:
     global _WORKER_MAPPING  # one mapping per worker process
+    # Ctrl-C reaches the whole process group: the run stops its workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec, lead_fields = recipe
     _WORKER_MAPPING = compile_mapping(spec, lead_fields=lead_fields)
     gcpolicy.tune()
