@@ -487,7 +487,7 @@ class _Flow:
     #: pages mapped ahead of the writer, at most
     DEPTH = 1
     #: pages one transaction takes when the writer fell behind, at most
-    GROUP = 3
+    GROUP = 8
     #: records a pass maps in its own thread before it starts worker processes
     POOL_AFTER = 5_000
 
