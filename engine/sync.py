@@ -1,8 +1,9 @@
 """One run of one connector: stream pages, map, write in batches, commit the cursor.
 
-Each page is one transaction: its leads, its failures and the cursor that covers it
-commit together, so a crash at any point resumes from the last committed page and
-re-writing what was already stored is a no-op (content hashes).
+A page's leads, its failures and the cursor that covers it commit together (with the
+pages right before it, when the writer fell behind), so a crash at any point resumes
+from the last committed page and re-writing what was already stored is a no-op
+(content hashes).
 """
 
 from __future__ import annotations
