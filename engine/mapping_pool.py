@@ -23,6 +23,7 @@ from typing import Any
 from engine import gcpolicy
 from engine.errors import MappingError
 from engine.mapping import CompiledMapping, compile_mapping
+from engine.rawhash import raw_hashes
 from state.store import PreparedLeads, payload_text, prepare_leads
 
 __all__ = ["MappedPage", "MappingPool", "auto_workers", "map_records"]
@@ -47,22 +48,28 @@ class MappedPage:
 
 def map_records(
     mapping: CompiledMapping,
-    records: Sequence[tuple[dict[str, Any], str]],
+    records: Sequence[tuple[dict[str, Any], str | None]],
     *,
     prepare: Callable[[list[dict[str, Any]]], PreparedLeads] | None,
 ) -> MappedPage:
-    """Map ``(raw fields, raw hash)`` pairs; ``prepare`` converts the leads."""
+    """Map ``(raw fields, raw hash)`` pairs; ``prepare`` converts the leads.
+
+    A page whose records come without their raw hash (None) is hashed here.
+    """
     page = MappedPage()
     leads: list[dict[str, Any]] = []
     apply = mapping.apply
-    for index, (fields, digest) in enumerate(records):
+    digests = [digest for _, digest in records]
+    if records and digests[0] is None:
+        digests = list(raw_hashes(mapping.fingerprint, [f for f, _ in records]))
+    for index, ((fields, _), digest) in enumerate(zip(records, digests, strict=True)):
         try:
             lead = apply(fields)
         except MappingError as exc:
             page.failures.append((index, exc.code, str(exc)))
             continue
         leads.append(lead)
-        page.payloads.append((lead["lead_id"], payload_text(fields), digest))
+        page.payloads.append((lead["lead_id"], payload_text(fields), digest or ""))
         page.mapped.append(index)
     if prepare is not None and leads:
         page.prepared = prepare(leads)
@@ -89,7 +96,9 @@ def _ready() -> bool:
     return _WORKER_MAPPING is not None
 
 
-def _map_in_worker(records: Sequence[tuple[dict[str, Any], str]]) -> MappedPage:
+def _map_in_worker(
+    records: Sequence[tuple[dict[str, Any], str | None]],
+) -> MappedPage:
     if _WORKER_MAPPING is None:  # pragma: no cover # the initializer always ran
         raise RuntimeError("mapping worker started without its mapping")
     return map_records(_WORKER_MAPPING, records, prepare=prepare_leads)
@@ -152,7 +161,7 @@ class MappingPool:
         return all(f.done() for f in self._warm)
 
     def submit(
-        self, records: Sequence[tuple[dict[str, Any], str]]
+        self, records: Sequence[tuple[dict[str, Any], str | None]]
     ) -> Future[MappedPage]:
         """Map these records in a worker."""
         return self._executor.submit(_map_in_worker, records)

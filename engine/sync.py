@@ -9,7 +9,6 @@ from the last committed page and re-writing what was already stored is a no-op
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -30,9 +28,11 @@ from engine import cursor as cursors
 from engine.destinations import Batch, Destination
 from engine.mapping import CompiledMapping
 from engine.mapping_pool import MappedPage, MappingPool, auto_workers, map_records
+from engine.rawhash import raw_hashes
 from state.db import refresh_statistics, session_scope
 from state.leases import check_fence
 from state.store import (
+    has_payloads,
     known_raw_hashes,
     mark_seen,
     upsert_payload_texts,
@@ -84,41 +84,6 @@ class RunReport:
     def ok(self) -> bool:
         """Whether the run succeeded as a whole (per-item failures allowed)."""
         return self.outcome == "succeeded"
-
-
-def raw_hash(fingerprint: str, raw: dict[str, Any]) -> str:
-    """Hash of a raw record under one mapping: equal means mapping it again is moot.
-
-    A flat record of strings (a CSV row) is hashed as its keys and values joined by a
-    separator, unless a value holds the separator; anything else (an API's nested
-    record) as its JSON in the source's key order, by orjson. A source that reorders
-    keys only costs a needless re-map (the content hash prevents a spurious update).
-    """
-    return raw_hashes(fingerprint, [raw])[0]
-
-
-def raw_hashes(fingerprint: str, raws: Iterable[dict[str, Any]]) -> list[str]:
-    """``raw_hash`` of many records (one loop: a page costs no call per record)."""
-    sep, blake, dumps = _SEP, hashlib.blake2b, orjson.dumps
-    flat, nested = f"{fingerprint}\x1e", f"{fingerprint}\n".encode()
-    out = []
-    for raw in raws:
-        try:
-            values = sep.join(raw.values())
-        except TypeError:  # not all strings: a nested record
-            values = None
-        if values is not None and values.count(sep) == len(raw) - 1:
-            data = f"{flat}{sep.join(raw)}\x1e{values}".encode()
-        else:
-            try:  # orjson: several times cheaper than repr for a nested record
-                data = nested + dumps(raw)
-            except TypeError:  # what orjson refuses (ints over 64 bits, odd types)
-                data = nested + repr(raw).encode()
-        out.append(blake(data, digest_size=20).hexdigest())
-    return out
-
-
-_SEP = "\x1f"
 
 
 @dataclass(slots=True)
@@ -234,8 +199,11 @@ class Syncer:
         *,
         skip_unchanged: bool,
         in_flight: AbstractSet[str],
-    ) -> tuple[_Batch, list[tuple[SourceRecord, str]]]:
+    ) -> tuple[_Batch, list[tuple[SourceRecord, str | None]]]:
         """Hash a page and set aside what is stored already: ``(batch, to map)``.
+
+        Without ``skip_unchanged`` nothing is hashed here: mapping hashes the records
+        (in a worker process, for a large pass).
 
         Ids in ``in_flight`` belong to pages still being written: the stored hash read
         now predates them, so such a record is never skipped (the last version of a
@@ -254,15 +222,14 @@ class Syncer:
             for key, pos, msg, raw in page_failures
         ]
         batch.counts["read"] = len(records) + len(batch.failures)
-        fingerprint = self.mapping.fingerprint
-        hashes = raw_hashes(fingerprint, [r.fields for r in records])
-        known: dict[str, str] = {}
-        if skip_unchanged and records:
-            with session_scope(self.db) as session:
-                known = self._known_hashes(
-                    session, origin=self.name, lead_ids=[r.id for r in records]
-                )
-        todo: list[tuple[SourceRecord, str]] = []
+        if not skip_unchanged or not records:
+            return batch, [(record, None) for record in records]
+        hashes = raw_hashes(self.mapping.fingerprint, [r.fields for r in records])
+        with session_scope(self.db) as session:
+            known = self._known_hashes(
+                session, origin=self.name, lead_ids=[r.id for r in records]
+            )
+        todo: list[tuple[SourceRecord, str | None]] = []
         for record, digest in zip(records, hashes, strict=True):
             if known.get(record.id) == digest and record.id not in in_flight:
                 batch.counts["unchanged"] += 1
@@ -274,7 +241,7 @@ class Syncer:
     def _assemble(
         self,
         batch: _Batch,
-        todo: Sequence[tuple[SourceRecord, str]],
+        todo: Sequence[tuple[SourceRecord, str | None]],
         mapped: MappedPage,
         stage: str,
     ) -> None:
@@ -470,7 +437,7 @@ class Syncer:
 @dataclass(slots=True)
 class _Queued:
     batch: _Batch
-    todo: list[tuple[SourceRecord, str]]
+    todo: list[tuple[SourceRecord, str | None]]
     mapped: Future[MappedPage] | MappedPage
     cursor: Cursor | None
     ids: set[str]
@@ -505,6 +472,11 @@ class _Flow:
         self.pool: MappingPool | None = None
         self.mapped_here = 0
         self.prepare = getattr(syncer.destination, "prepare", None)
+        # An origin with no stored payload (a first load) has nothing to skip: its
+        # pages are not hashed here nor looked up, and a record listed twice in the
+        # pass is simply upserted twice (the content hash makes that a no-op).
+        with session_scope(syncer.db) as session:
+            self.skip = has_payloads(session, origin=syncer.name)
 
     def add(
         self,
@@ -517,7 +489,7 @@ class _Flow:
             set().union(*self.pending_ids) if self.pending_ids else frozenset()
         )
         batch, todo = self.syncer._screen(
-            records, failures, skip_unchanged=True, in_flight=in_flight
+            records, failures, skip_unchanged=self.skip, in_flight=in_flight
         )
         ids = {r.id for r in records}
         self.pending_ids.append(ids)

@@ -41,6 +41,7 @@ __all__ = [
     "execute_rows",
     "execute_values",
     "forget_payload_hashes",
+    "has_payloads",
     "insert_for",
     "known_raw_hashes",
     "mark_seen",
@@ -462,6 +463,14 @@ def upsert_payload_texts(
         )
     )
     execute_values(session, sql, 5, params)
+
+
+def has_payloads(session: Session, *, origin: str) -> bool:
+    """Whether any raw record of ``origin`` is stored."""
+    found = session.execute(
+        sa.select(PAYLOAD.c.lead_id).where(PAYLOAD.c.origin == origin).limit(1)
+    ).first()
+    return found is not None
 
 
 def known_raw_hashes(

@@ -267,3 +267,23 @@ def test_a_worker_does_not_import_the_programs_main_module_again(tmp_path):
     )
     subprocess.run([sys.executable, str(script)], check=True, timeout=120)
     assert not marker.exists()
+
+
+def test_a_first_load_neither_hashes_nor_looks_up_what_cannot_be_stored_yet(db):
+    src = FakeSource(page_size=10, snapshot=True)
+    fill(src, 30)
+    syncer = make(db, src, workers=0)
+    calls = []
+    real = syncer._known_hashes
+
+    def counting(session, *, origin, lead_ids):
+        calls.append(len(lead_ids))
+        return real(session, origin=origin, lead_ids=lead_ids)
+
+    syncer._known_hashes = counting
+    assert runner.sync(syncer).counts["created"] == 30
+    assert calls == []
+    # the payload hashes stored on the way are those the next pass compares with
+    again = runner.sync(syncer)
+    assert calls == [10, 10, 10]
+    assert again.counts["unchanged"] == 30 and again.counts["created"] == 0

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine.sync import raw_hash
+from engine.rawhash import raw_hash
 from state.db import make_engine, session_scope
 from state.leadwrite import delete_lead
 from state.migrate import upgrade
