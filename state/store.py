@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,10 +70,15 @@ def chunked(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
-# Rows per INSERT statement: SQLite's search triggers make each statement pay for a
-# statement journal; PostgreSQL pays a round trip. Both stay far below the parameter
-# limits (SQLite 32,766; PostgreSQL 65,535).
-_ROWS_PER_STATEMENT = {"sqlite": 100, "postgresql": 500}
+# Rows per INSERT statement. SQLite: each statement of a sync's writer thread gives the
+# GIL back and must wait to take it again while the reading thread runs Python, so
+# fewer, larger statements (1,000 rows: 8% faster than 100 on a first load); PostgreSQL
+# pays a round trip per statement. Both stay below the parameter limits.
+_ROWS_PER_STATEMENT = {"sqlite": 1000, "postgresql": 500}
+_MAX_PARAMS = {
+    "sqlite": 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999,
+    "postgresql": 65_535,
+}
 _PG_POSITIONAL = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
 
 
@@ -104,7 +110,8 @@ def execute_values(
     if not count:
         return
     name = session.get_bind().dialect.name
-    step = _ROWS_PER_STATEMENT.get(name, 100)
+    step = min(_ROWS_PER_STATEMENT.get(name, 100), _MAX_PARAMS.get(name, 999) // width)
+    step = max(step, 1)
     conn = session.connection()
     full = count // step * step
     size = step * width

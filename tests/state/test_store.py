@@ -153,3 +153,12 @@ def test_the_head_constant_is_alembics_head():
     from state.migrate import HEAD, script_head
 
     assert script_head() == HEAD
+
+
+def test_a_batch_larger_than_one_statement_is_written_whole(db):
+    # more rows than one multi-row statement holds, and a remainder
+    leads = [lead(str(i)) for i in range(2_345)]
+    with session_scope(db) as s:
+        r = upsert_leads(s, origin="csv", leads=leads, now=T0)
+    assert r.created == 2_345
+    assert len(list(iter_leads(db))) == 2_345
