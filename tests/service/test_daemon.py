@@ -221,7 +221,7 @@ def test_daemon_syncs_on_schedule_answers_health_and_notifies(tmp_path, procs):
 def _large(tmp_path: Path, total: int) -> tuple[Path, sa.Engine, int]:
     store = f"sqlite:///{tmp_path / 'store.db'}"
     port = free_port()
-    config = write_config(tmp_path, store, port=port, batch_size=200)
+    config = write_config(tmp_path, store, port=port, batch_size=100)
     write_csv(tmp_path / "drop.csv", rows(total))
     return config, sa.create_engine(store), port
 
@@ -246,7 +246,7 @@ def _converge(
 def test_stop_during_a_large_sync_then_restart_converges(tmp_path, procs, how):
     # large enough that the sync is still going when the signal comes, on a busy box
     # and at full speed (mapping workers on)
-    total = 150_000
+    total = 300_000
     config, engine, _ = _large(tmp_path, total)
     proc = start(["run", "--config", str(config)], tmp_path / "daemon.log")
     procs.append(proc)
