@@ -23,6 +23,7 @@ from typing import Any
 from engine import gcpolicy
 from engine.errors import MappingError
 from engine.mapping import CompiledMapping, compile_mapping
+from engine.parentwatch import watch_parent
 from engine.rawhash import raw_hashes
 from state.store import PreparedLeads, payload_text, prepare_leads
 
@@ -87,6 +88,7 @@ def _start_worker(recipe: tuple[Any, tuple[Any, ...]]) -> None:
     global _WORKER_MAPPING  # one mapping per worker process
     # Ctrl-C reaches the whole process group: the run stops its workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent()  # a run killed outright takes its workers with it
     spec, lead_fields = recipe
     _WORKER_MAPPING = compile_mapping(spec, lead_fields=lead_fields)
     gcpolicy.tune()

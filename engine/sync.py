@@ -9,11 +9,13 @@ from the last committed page and re-writing what was already stored is a no-op
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,10 +27,11 @@ from sqlalchemy.orm import Session
 from connectors.base import ConnectorConfig, Cursor, Source, SourceRecord, utcnow
 from connectors.errors import LeadSyncError
 from engine import cursor as cursors
-from engine.destinations import Batch, Destination
+from engine.destinations import Batch, Destination, StoreDestination
 from engine.mapping import CompiledMapping
 from engine.mapping_pool import MappedPage, MappingPool, auto_workers, map_records
 from engine.rawhash import raw_hashes
+from state import bulkindex
 from state.db import refresh_statistics, session_scope
 from state.leases import check_fence
 from state.store import (
@@ -281,15 +284,21 @@ class Syncer:
         run_id: str,
         cursor: Cursor | None,
         seen_run: str | None,
+        *,
+        drop_indexes: bool = False,
     ) -> dict[str, int]:
         """Write consecutive batches and the cursor that covers them in one transaction.
 
         A writer that falls behind takes the pages that piled up together: one commit
         instead of several (fewer index pages written twice, fewer search segments).
+        With ``drop_indexes``, the transaction first drops the indexes a first load
+        builds at its end (``state.bulkindex``).
         """
         now = self.clock()
         counts: dict[str, int] = {}
         with session_scope(self.db) as session:
+            if drop_indexes:
+                bulkindex.drop(session)
             for batch in batches:
                 _merge_into(
                     counts, self._write_batch(session, batch, run_id, seen_run, now)
@@ -472,11 +481,23 @@ class _Flow:
         self.pool: MappingPool | None = None
         self.mapped_here = 0
         self.prepare = getattr(syncer.destination, "prepare", None)
-        # An origin with no stored payload (a first load) has nothing to skip: its
-        # pages are not hashed here nor looked up, and a record listed twice in the
-        # pass is simply upserted twice (the content hash makes that a no-op).
+        self.read = 0
+        #: the email and phone indexes (state.bulkindex): "keep", "ready" to drop
+        #: once the pass is large, "drop" at the next write, "dropped"
+        self.indexes = "keep"
+        self.hold = ExitStack()
+        store = isinstance(syncer.destination, StoreDestination)
         with session_scope(syncer.db) as session:
+            # An origin with no stored payload (a first load) has nothing to skip:
+            # its pages are not hashed here nor looked up, and a record listed twice
+            # in the pass is simply upserted twice (the content hash makes that a
+            # no-op).
             self.skip = has_payloads(session, origin=syncer.name)
+            empty = store and bulkindex.lead_table_empty(session)
+        if empty:
+            self.indexes = "ready"
+        elif store:
+            bulkindex.restore(syncer.db)  # left missing by a first load that was killed
 
     def add(
         self,
@@ -493,6 +514,9 @@ class _Flow:
         )
         ids = {r.id for r in records}
         self.pending_ids.append(ids)
+        self.read += len(records)
+        if self.indexes == "ready" and self.read >= bulkindex.DEFER_AFTER:
+            self.indexes = "drop"
         pairs = [(record.fields, digest) for record, digest in todo]
         pool = self._pool(len(pairs))
         mapped: Future[MappedPage] | MappedPage
@@ -529,6 +553,15 @@ class _Flow:
             self.writer.shutdown(wait=True)
             if self.pool is not None:
                 self.pool.close()
+            if self.indexes == "dropped":
+                self._restore_indexes()
+
+    def _restore_indexes(self) -> None:
+        self.hold.close()
+        try:
+            bulkindex.restore(self.syncer.db)
+        except Exception:  # the leads are safe; the next pass builds them again
+            log.warning("indexes_not_built", exc_info=True)
 
     def _pool(self, count: int) -> MappingPool | None:
         syncer = self.syncer
@@ -580,9 +613,13 @@ class _Flow:
         cursor = next(
             (item.cursor for item in reversed(group) if item.cursor is not None), None
         )
+        drop = self.indexes == "drop"
+        if drop:
+            self.hold.enter_context(bulkindex.deferring())
+            self.indexes = "dropped"
         future = self.writer.submit(
             contextvars.copy_context().run,
-            self.syncer._write_group,
+            functools.partial(self.syncer._write_group, drop_indexes=drop),
             [item.batch for item in group],
             self.report.run_id,
             cursor,

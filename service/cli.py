@@ -25,6 +25,7 @@ from service.clicommon import (
 )
 from service.context import AppContext
 from service.progress import progress_reporter
+from state import bulkindex
 from state.db import make_engine, redact_url
 from state.migrate import upgrade
 
@@ -194,7 +195,10 @@ def db_upgrade(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
         ctx = load_context(config)
         engine = make_engine(ctx.settings.store_url())
         before, after = upgrade(engine)
+        rebuilt = bulkindex.restore(engine)  # left missing by a killed first load
         where = redact_url(ctx.settings.store_url())
+        if rebuilt:
+            out.print(f"{where}: built the missing indexes {', '.join(rebuilt)}")
         if before == after:
             out.print(f"{where} is up to date (revision {after})", highlight=False)
         else:

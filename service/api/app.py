@@ -23,6 +23,7 @@ from service.api.routes_sync import build_sync_router
 from service.api.routes_write import build_write_router
 from service.api.schemas import build_models
 from service.settings import Settings
+from state import bulkindex
 from state.db import make_engine
 from state.leadquery import TotalCache
 from state.migrate import current_revision, head_revision, upgrade
@@ -89,6 +90,8 @@ def create_app(
         _size_thread_pool(engine)
         if owns_engine:
             await run_in_threadpool(_ensure_schema, engine)
+        # the email and phone indexes a killed first load left missing
+        await run_in_threadpool(bulkindex.restore, engine)
         try:
             yield
         finally:

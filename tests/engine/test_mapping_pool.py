@@ -188,11 +188,11 @@ def test_a_writer_that_falls_behind_commits_the_pages_that_piled_up_together(
     original = Syncer._write_group
     release = threading.Event()
 
-    def slow(self, batches, run_id, cursor, seen_run):
+    def slow(self, batches, run_id, cursor, seen_run, **kwargs):
         groups.append(len(batches))
         if len(groups) == 1:
             release.wait(10)  # the first write stalls until pages pile up
-        return original(self, batches, run_id, cursor, seen_run)
+        return original(self, batches, run_id, cursor, seen_run, **kwargs)
 
     monkeypatch.setattr(Syncer, "_write_group", slow)
     real_take = sync_module._Flow._take_next

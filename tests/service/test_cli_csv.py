@@ -341,6 +341,78 @@ def test_kill_between_batches_then_restart_converges(project: Project) -> None:
     assert runs == {"abandoned": 1, "succeeded": 1}
 
 
+def _children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_kill_after_the_indexes_were_deferred_then_restart_rebuilds_them(
+    project: Project,
+) -> None:
+    """A first load killed while its email and phone indexes are dropped.
+
+    Its mapping worker exits with it, and the next sync builds the indexes again and
+    converges, with no duplicates.
+    """
+    from state import bulkindex
+
+    total = 60_000
+    project.write_config(batch_size=500, map_workers=1)
+    write_csv(project.csv, [row(i) for i in range(total)])
+    engine = sa.create_engine(project.db_url)
+    cmd = [sys.executable, "-m", "service.cli", "sync", "--config", project.config]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        dropped = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers |= _children(proc.pid)
+            try:
+                dropped = bulkindex.missing(engine) == [
+                    "ix_lead_email",
+                    "ix_lead_phone",
+                ]
+            except sa.exc.SQLAlchemyError:
+                dropped = False  # the schema is not there yet
+            if dropped and workers:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the sync finished before it could be killed"
+        assert dropped and workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "a mapping worker outlived its run"
+    assert bulkindex.missing(engine) == ["ix_lead_email", "ix_lead_phone"]
+    report = project.sync()
+    assert report["outcome"] == "succeeded"
+    assert bulkindex.missing(engine) == []
+    with engine.connect() as conn:
+        count, distinct = conn.execute(
+            sa.text("select count(*), count(distinct lead_id) from lead")
+        ).one()
+    engine.dispose()
+    assert count == distinct == total
+
+
 def test_status_shows_a_daemon_backoff(project: Project) -> None:
     from datetime import UTC, datetime
 

@@ -1,0 +1,104 @@
+"""The email and phone indexes of a first load: built once at the end, not row by row.
+
+Each new lead lands at a random place in the email and phone indexes. On a large store
+those indexes outgrow the page cache, so every insert reads a page back from the OS and
+every commit rewrites thousands of index pages: on a 1,000,000-row first load they cost
+more than a third of the write time. Building them afterwards is one sort, about a
+second per million leads.
+
+So a large pass into an empty lead table drops both indexes (in its first write after
+``DEFER_AFTER`` records) and creates them again when the pass ends, whether it succeeded
+or not. Reads stay correct meanwhile (a lookup by email or phone scans the table). A
+process killed in between leaves them missing: the next sync pass, the API's start and
+``leadsync db upgrade`` create them again (``restore``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from state.store import LEAD
+
+__all__ = ["DEFER_AFTER", "deferring", "drop", "lead_table_empty", "missing", "restore"]
+
+log = structlog.get_logger(__name__)
+
+#: records a pass reads before it drops the indexes (a small pass keeps them)
+DEFER_AFTER = 20_000
+_NAMES = ("ix_lead_email", "ix_lead_phone")
+_INDEXES = tuple(sorted((i for i in LEAD.indexes if i.name in _NAMES), key=str))
+# Passes of this process that dropped the indexes: another pass starting meanwhile
+# (another connector of the same daemon) must not build them in the middle of the load.
+_holders = 0
+_lock = threading.Lock()
+
+
+def lead_table_empty(session: Session) -> bool:
+    """Whether the store holds no lead at all (of any origin, tombstones included)."""
+    return session.execute(sa.select(LEAD.c.id).limit(1)).first() is None
+
+
+def missing(engine: Engine) -> list[str]:
+    """The names of the deferrable indexes that the store lacks."""
+    with engine.connect() as conn:
+        present = {i["name"] for i in sa.inspect(conn).get_indexes(LEAD.name)}
+    return [name for name in _NAMES if name not in present]
+
+
+def drop(session: Session) -> None:
+    """Drop the indexes in the caller's transaction (they go with its first rows)."""
+    conn = session.connection()
+    for index in _INDEXES:
+        index.drop(conn, checkfirst=True)
+    log.info("indexes_deferred", indexes=list(_NAMES))
+
+
+def restore(engine: Engine) -> list[str]:
+    """Create the deferrable indexes that are missing; their names.
+
+    Does nothing while a pass of this process holds them dropped (``deferring``).
+    """
+    with _lock:
+        if _holders:
+            return []
+    absent = missing(engine)
+    if not absent:
+        return []
+    started = time.perf_counter()
+    for index in _INDEXES:
+        if index.name not in absent:
+            continue
+        try:
+            with engine.begin() as conn:
+                index.create(conn, checkfirst=True)
+        except DBAPIError:
+            # Another process created it between our check and ours (PostgreSQL
+            # reports the race as a duplicate); anything else is a real error.
+            if index.name in missing(engine):
+                raise
+    log.info(
+        "indexes_built", indexes=absent, seconds=round(time.perf_counter() - started, 3)
+    )
+    return absent
+
+
+@contextmanager
+def deferring() -> Iterator[None]:
+    """Hold the indexes dropped for one pass; ``restore`` builds them when it ends."""
+    global _holders
+    with _lock:
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
