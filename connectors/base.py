@@ -12,13 +12,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Annotated, Any, ClassVar, Literal, Protocol, Self, runtime_checkable
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    Protocol,
+    Self,
+    overload,
+    runtime_checkable,
+)
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ConnectorConfig",
     "Cursor",
+    "FlatRecords",
     "MappingHints",
     "Page",
     "RetryPolicy",
@@ -79,6 +89,67 @@ class SourceRecord:
     position: str | None = None
 
 
+class FlatRecords(Sequence[SourceRecord]):
+    """Flat records (CSV rows) kept as the rows they were read as.
+
+    Every row has the same ``keys``; a ``SourceRecord`` (with its ``fields`` dict) is
+    built only when it is asked for. A re-sync whose rows are mostly unchanged then
+    builds almost none: the engine hashes the rows as they are (the same hash as
+    their dicts) and asks only for the records it has to map.
+    """
+
+    __slots__ = ("ids", "keys", "origin", "rows", "starts", "times")
+
+    def __init__(self, keys: Sequence[str], origin: str) -> None:
+        self.keys = tuple(keys)
+        #: where the rows come from: a record's position is ``origin:start``
+        self.origin = origin
+        self.ids: list[str] = []
+        self.times: list[datetime | None] = []
+        self.rows: list[list[str]] = []
+        self.starts: list[int] = []
+
+    def append(
+        self, id_: str, updated_at: datetime | None, row: list[str], start: int
+    ) -> None:
+        """Add a row (as many values as ``keys``) read at line ``start``."""
+        self.ids.append(id_)
+        self.times.append(updated_at)
+        self.rows.append(row)
+        self.starts.append(start)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> SourceRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SourceRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> SourceRecord | list[SourceRecord]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return SourceRecord(
+            self.ids[index],
+            self.times[index],
+            dict(zip(self.keys, self.rows[index], strict=True)),
+            f"{self.origin}:{self.starts[index]}",
+        )
+
+    def __iter__(self) -> Iterator[SourceRecord]:
+        for i in range(len(self.ids)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same records (a list of them, say)."""
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment] # mutable, like a list
+
+
 @dataclass(slots=True)
 class Page:
     """A page of records and the cursor that is safe to commit once they are stored.
@@ -87,7 +158,7 @@ class Page:
     ``(item_key, position, message, raw)``; they go to the failure log.
     """
 
-    records: list[SourceRecord]
+    records: Sequence[SourceRecord]
     next_cursor: Cursor | None = None
     failures: list[tuple[str, str | None, str, dict[str, Any]]] = field(
         default_factory=list

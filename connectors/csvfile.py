@@ -28,7 +28,14 @@ from typing import Any, ClassVar, Literal, Self, TextIO
 
 from pydantic import Field, model_validator
 
-from connectors.base import ConnectorConfig, Cursor, MappingHints, Page, SourceRecord
+from connectors.base import (
+    ConnectorConfig,
+    Cursor,
+    FlatRecords,
+    MappingHints,
+    Page,
+    SourceRecord,
+)
 from connectors.errors import ConfigError, FatalSourceError
 
 __all__ = ["CsvConfig", "CsvSource", "parse_timestamp"]
@@ -40,6 +47,17 @@ _MILLIS_FROM = 10**11  # epoch seconds reach 10**11 only in the year 5138
 
 _Failure = tuple[str, str | None, str, dict[str, Any]]
 _Ids = frozenset[str] | None
+#: a good row as ``_scan`` yields it: id, updated-at, values, first line
+_Row = tuple[str, datetime | None, list[str], int]
+
+
+class _Bad:
+    """A malformed row, as ``_scan`` yields it."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self, failure: _Failure) -> None:
+        self.failure = failure
 
 
 class CsvConfig(ConnectorConfig):
@@ -123,34 +141,51 @@ class CsvSource:
     def read_changes(
         self, since: Cursor | None, *, until: datetime | None = None
     ) -> Iterator[Page]:
-        """Yield pages in file order; only the last page carries the cursor."""
+        """Yield pages in file order; only the last page carries the cursor.
+
+        A page holds the rows of one file (``FlatRecords``): the last page of a file
+        may be short.
+        """
         incremental = not self.snapshot and self._cfg.updated_at_column is not None
         if not incremental:
             since = until = None
         size = self._cfg.batch_size
         best: tuple[datetime, str] | None = None
         pending: Page | None = None
-        page = Page([])
-        records, failures = page.records, page.failures
+        page: Page | None = None
         for path in self._files():
-            for item in self._scan(path, since, until, None):
-                if isinstance(item, SourceRecord):
-                    records.append(item)
-                    if incremental:
-                        ts = item.updated_at
-                        if ts is not None and (best is None or (ts, item.id) > best):
-                            best = (ts, item.id)
-                    if len(records) < size:
-                        continue
-                else:
-                    failures.append(item)
-                    if len(failures) < size:
-                        continue
+            items = self._scan(path, since, until, None)
+            header = next(items)
+            if page is not None and (page.records or page.failures):
                 # Hold one full page back: the last one must carry the cursor.
                 if pending is not None:
                     yield pending
-                pending, page = page, Page([])
+                pending = page
+            page = Page(FlatRecords(header, path.name))
+            records, failures = page.records, page.failures
+            assert isinstance(records, FlatRecords)  # noqa: S101 # built just above
+            add = records.append
+            for item in items:
+                if isinstance(item, _Bad):
+                    failures.append(item.failure)
+                    if len(failures) < size:
+                        continue
+                else:
+                    add(*item)
+                    if incremental:
+                        rid, ts = item[0], item[1]
+                        if ts is not None and (best is None or (ts, rid) > best):
+                            best = (ts, rid)
+                    if len(records) < size:
+                        continue
+                if pending is not None:
+                    yield pending
+                pending, page = page, Page(FlatRecords(header, path.name))
                 records, failures = page.records, page.failures
+                assert isinstance(records, FlatRecords)  # noqa: S101 # as above
+                add = records.append
+        if page is None:  # pragma: no cover # _files() raises when nothing matches
+            return
         if pending is not None:
             if page.records or page.failures:
                 yield pending
@@ -167,9 +202,13 @@ class CsvSource:
         """Yield the current rows whose id is in ``ids``, in one pass; skip bad rows."""
         wanted = frozenset(ids)
         for path in self._files() if wanted else []:
-            for item in self._scan(path, None, None, wanted):
-                if isinstance(item, SourceRecord):
-                    yield item
+            items = self._scan(path, None, None, wanted)
+            header = next(items)
+            for item in items:
+                if not isinstance(item, _Bad):
+                    rid, ts, row, start = item
+                    fields = dict(zip(header, row, strict=True))
+                    yield SourceRecord(rid, ts, fields, f"{path.name}:{start}")
 
     def close(self) -> None:
         """Close the files of passes that were abandoned half-read."""
@@ -235,8 +274,11 @@ class CsvSource:
 
     def _scan(
         self, path: Path, since: Cursor | None, until: datetime | None, ids: _Ids
-    ) -> Iterator[SourceRecord | _Failure]:
-        """Yield the file's rows as records and its malformed rows as failures."""
+    ) -> Iterator[Any]:
+        """Yield the file's header (a tuple of names), then its rows.
+
+        Good rows come as ``_Row`` tuples, malformed ones as ``_Bad``.
+        """
         # One flat loop with everything in locals: that keeps the per-row cost low.
         name, id_col, ts_col = path.name, self._id_column, self._cfg.updated_at_column
         after = (since.ts, since.id) if since else None
@@ -246,6 +288,7 @@ class CsvSource:
             ncols, id_at = len(header), header.index(id_col)
             ts_at = header.index(ts_col) if ts_col is not None else -1
             fail = partial(_failure, name, header, id_at)
+            yield tuple(header)
             end = reader.line_num
             with self._translate_errors(path, reader):
                 for row in reader:
@@ -253,11 +296,13 @@ class CsvSource:
                     if (n := len(row)) != ncols:
                         if not n or (n == 1 and not row[0].strip()):
                             continue  # a blank line
-                        yield fail(start, row, f"expected {ncols} fields, found {n}")
+                        yield _Bad(
+                            fail(start, row, f"expected {ncols} fields, found {n}")
+                        )
                         continue
                     rid = row[id_at]
                     if not rid:
-                        yield fail(start, row, f"empty id column {id_col!r}")
+                        yield _Bad(fail(start, row, f"empty id column {id_col!r}"))
                         continue
                     if ids is not None and rid not in ids:
                         continue
@@ -267,14 +312,15 @@ class CsvSource:
                         try:
                             ts = parse(text)
                         except ValueError:
-                            yield fail(start, row, f"cannot parse {ts_col} {text!r}")
+                            yield _Bad(
+                                fail(start, row, f"cannot parse {ts_col} {text!r}")
+                            )
                             continue
                         if after is not None and (ts, rid) <= after:
                             continue
                         if until is not None and ts >= until:
                             continue
-                    fields = dict(zip(header, row, strict=False))
-                    yield SourceRecord(rid, ts, fields, f"{name}:{start}")
+                    yield rid, ts, row, start
 
 
 def _sniff(file: TextIO) -> str:

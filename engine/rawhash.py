@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
-__all__ = ["raw_hash", "raw_hashes"]
+__all__ = ["raw_hash", "raw_hashes", "row_hashes"]
 
 
 def raw_hash(fingerprint: str, raw: dict[str, Any]) -> str:
@@ -40,6 +40,27 @@ def raw_hashes(fingerprint: str, raws: Iterable[dict[str, Any]]) -> list[str]:
             except TypeError:  # what orjson refuses (ints over 64 bits, odd types)
                 data = nested + repr(raw).encode()
         out.append(blake(data, digest_size=20).hexdigest())
+    return out
+
+
+def row_hashes(
+    fingerprint: str, keys: Sequence[str], rows: Iterable[Sequence[str]]
+) -> list[str]:
+    """``raw_hashes`` of the records ``dict(zip(keys, row))``, without their dicts.
+
+    For flat rows of strings under unique keys (what ``FlatRecords`` holds): the
+    same hashes, at a fraction of the cost, since no dict is built.
+    """
+    sep, blake = _SEP, hashlib.blake2b
+    head = f"{fingerprint}\x1e{sep.join(keys)}\x1e"
+    most = len(keys) - 1
+    out = []
+    for row in rows:
+        values = sep.join(row)
+        if values.count(sep) == most:
+            out.append(blake(f"{head}{values}".encode(), digest_size=20).hexdigest())
+        else:  # a value holds the separator: hash it as ``raw_hashes`` would
+            out.append(raw_hashes(fingerprint, [dict(zip(keys, row, strict=True))])[0])
     return out
 
 

@@ -13,7 +13,6 @@ import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,13 +23,20 @@ import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from connectors.base import ConnectorConfig, Cursor, Source, SourceRecord, utcnow
+from connectors.base import (
+    ConnectorConfig,
+    Cursor,
+    FlatRecords,
+    Source,
+    SourceRecord,
+    utcnow,
+)
 from connectors.errors import LeadSyncError
 from engine import cursor as cursors
 from engine.destinations import Batch, Destination, StoreDestination
 from engine.mapping import CompiledMapping
 from engine.mapping_pool import MappedPage, MappingPool, auto_workers, map_records
-from engine.rawhash import raw_hashes
+from engine.rawhash import raw_hashes, row_hashes
 from state import bulkindex
 from state.db import refresh_statistics, session_scope
 from state.leases import check_fence
@@ -181,11 +187,10 @@ class Syncer:
         *,
         skip_unchanged: bool,
         stage: str,
-        in_flight: AbstractSet[str] = frozenset(),
     ) -> _Batch:
         """Hash, skip what is stored already, map the rest here (no writes)."""
         batch, todo = self._screen(
-            records, page_failures, skip_unchanged=skip_unchanged, in_flight=in_flight
+            records, page_failures, skip_unchanged=skip_unchanged, in_flight=_nowhere
         )
         mapped = map_records(
             self.mapping,
@@ -201,18 +206,20 @@ class Syncer:
         page_failures: Iterable[tuple[str, str | None, str, dict[str, Any]]],
         *,
         skip_unchanged: bool,
-        in_flight: AbstractSet[str],
+        in_flight: Callable[[str], bool],
     ) -> tuple[_Batch, list[tuple[SourceRecord, str | None]]]:
         """Hash a page and set aside what is stored already: ``(batch, to map)``.
 
         Without ``skip_unchanged`` nothing is hashed here: mapping hashes the records
         (in a worker process, for a large pass).
 
-        Ids in ``in_flight`` belong to pages still being written: the stored hash read
-        now predates them, so such a record is never skipped (the last version of a
-        record listed twice must win).
+        An id for which ``in_flight`` is true belongs to a page still being written:
+        the stored hash read now predates it, so such a record is never skipped (the
+        last version of a record listed twice must win).
         """
-        batch = _Batch(ids=[r.id for r in records])
+        flat = records if isinstance(records, FlatRecords) else None
+        ids = flat.ids if flat is not None else [r.id for r in records]
+        batch = _Batch(ids=list(ids))
         batch.failures = [
             FailureItem(
                 item_key=key,
@@ -227,18 +234,21 @@ class Syncer:
         batch.counts["read"] = len(records) + len(batch.failures)
         if not skip_unchanged or not records:
             return batch, [(record, None) for record in records]
-        hashes = raw_hashes(self.mapping.fingerprint, [r.fields for r in records])
+        fingerprint = self.mapping.fingerprint
+        if flat is not None:  # rows hashed as they are: no dict for what is unchanged
+            hashes = row_hashes(fingerprint, flat.keys, flat.rows)
+        else:
+            hashes = raw_hashes(fingerprint, [r.fields for r in records])
         with session_scope(self.db) as session:
-            known = self._known_hashes(
-                session, origin=self.name, lead_ids=[r.id for r in records]
-            )
+            known = self._known_hashes(session, origin=self.name, lead_ids=ids)
         todo: list[tuple[SourceRecord, str | None]] = []
-        for record, digest in zip(records, hashes, strict=True):
-            if known.get(record.id) == digest and record.id not in in_flight:
-                batch.counts["unchanged"] += 1
-                batch.ok_keys.append(record.id)
+        ok_keys = batch.ok_keys
+        for i, (rid, digest) in enumerate(zip(ids, hashes, strict=True)):
+            if known.get(rid) == digest and not in_flight(rid):
+                ok_keys.append(rid)
             else:
-                todo.append((record, digest))
+                todo.append((records[i], digest))
+        batch.counts["unchanged"] += len(ok_keys)
         return batch, todo
 
     def _assemble(
@@ -506,13 +516,15 @@ class _Flow:
         cursor: Cursor | None,
     ) -> None:
         """Screen a page and start mapping it; write the pages whose turn it is."""
-        in_flight: AbstractSet[str] = (
-            set().union(*self.pending_ids) if self.pending_ids else frozenset()
-        )
+        pending = tuple(self.pending_ids)
+
+        def in_flight(rid: str) -> bool:
+            return any(rid in ids for ids in pending)
+
         batch, todo = self.syncer._screen(
             records, failures, skip_unchanged=self.skip, in_flight=in_flight
         )
-        ids = {r.id for r in records}
+        ids = set(batch.ids)
         self.pending_ids.append(ids)
         self.read += len(records)
         if self.indexes == "ready" and self.read >= bulkindex.DEFER_AFTER:
@@ -637,6 +649,10 @@ class _Flow:
         finally:
             for _ in range(pages):
                 self.pending_ids.popleft()
+
+
+def _nowhere(rid: str) -> bool:  # noqa: ARG001 # the in_flight of a lone page
+    return False
 
 
 def _done(mapped: Future[MappedPage] | MappedPage) -> bool:

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Cursor, MappingHints, Page, Source, SourceRecord
+from connectors.base import (
+    Cursor,
+    FlatRecords,
+    MappingHints,
+    Page,
+    Source,
+    SourceRecord,
+)
 from connectors.csvfile import CsvConfig, CsvSource, parse_timestamp
 from connectors.errors import ConfigError, FatalSourceError
 
@@ -219,9 +226,26 @@ def test_glob_reads_matching_files_sorted_by_name() -> None:
     assert got[2].fields == {"email": "twenty@example.com", "id": "20"}
 
 
-def test_pages_span_files() -> None:
-    got = pages(make(FIXTURES / "parts" / "*.csv", batch_size=2))
+def test_a_page_holds_the_rows_of_one_file() -> None:
+    got = pages(make(FIXTURES / "parts" / "*.csv", batch_size=3))
     assert [[r.id for r in p.records] for p in got] == [["10", "11"], ["20"]]
+    # each file has its own header
+    assert [p.records.keys for p in got] == [("id", "email"), ("email", "id")]
+
+
+def test_a_page_builds_a_record_only_when_asked() -> None:
+    (page,) = pages(make(FIXTURES / "parts" / "part-1.csv"))
+    records = page.records
+    assert isinstance(records, FlatRecords)
+    assert records.ids == ["10", "11"] and len(records) == 2
+    assert records.rows == [["10", "ten@example.com"], ["11", "eleven@example.com"]]
+    first = SourceRecord(
+        "10", None, {"id": "10", "email": "ten@example.com"}, "part-1.csv:2"
+    )
+    assert records[0] == first
+    assert records[-1].position == "part-1.csv:3"
+    assert records[:1] == [first] and records == list(records)
+    assert records != [first]
 
 
 @pytest.mark.parametrize("pattern", ["missing.csv", "nothing-*.csv", "parts"])

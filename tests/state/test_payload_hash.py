@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine.rawhash import raw_hash
+from engine.rawhash import raw_hash, raw_hashes, row_hashes
 from state.db import make_engine, session_scope
 from state.leadwrite import delete_lead
 from state.migrate import upgrade
@@ -115,3 +115,11 @@ def test_raw_hash_of_a_flat_record_depends_on_keys_values_and_mapping():
 )
 def test_raw_hash_tells_apart_records_a_join_would_confuse(one, two):
     assert raw_hash("fp", one) != raw_hash("fp", two)
+
+
+def test_rows_hash_as_their_dicts_do_separator_included():
+    keys = ("id", "email", "company")
+    rows = [["L1", "a@example.com", "Acme"], ["L2", "x\x1f", ""], ["", "", ""]]
+    dicts = [dict(zip(keys, row, strict=True)) for row in rows]
+    assert row_hashes("fp", keys, rows) == raw_hashes("fp", dicts)
+    assert row_hashes("fp", keys, rows) != row_hashes("other", keys, rows)
