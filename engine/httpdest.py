@@ -112,18 +112,6 @@ class HttpDestination:
         """Close the HTTP connections."""
         self._client.close()
 
-    def known_raw_hashes(
-        self, session: Session, *, origin: str, lead_ids: Sequence[str]
-    ) -> dict[str, str]:
-        """The payload hash of each record among ``lead_ids`` that was pushed."""
-        found: dict[str, str] = {}
-        for part in chunked(lead_ids):
-            query = sa.select(_PAYLOAD.c.lead_id, _PAYLOAD.c.raw_hash).where(
-                _PAYLOAD.c.origin == origin, _PAYLOAD.c.lead_id.in_(part)
-            )
-            found.update((row[0], row[1]) for row in session.execute(query))
-        return found
-
     def unseen_lead_ids(
         self, session: Session, *, origin: str, run_id: str
     ) -> tuple[list[str], int]:

@@ -41,8 +41,8 @@ from state import bulkindex
 from state.db import refresh_statistics, session_scope
 from state.leases import check_fence
 from state.store import (
+    changed_raw_ids,
     has_payloads,
-    known_raw_hashes,
     mark_seen,
     upsert_payload_texts,
 )
@@ -148,7 +148,7 @@ class Syncer:
         #: set to stop a pass between pages (daemon shutdown, lost lease)
         self.stop: threading.Event | None = None
         # a destination that does not fill the local lead table knows its own hashes
-        self._known_hashes = getattr(destination, "known_raw_hashes", known_raw_hashes)
+        self._changed = getattr(destination, "changed_raw_ids", changed_raw_ids)
         self._written = 0
         self._analyze_at = 5_000
         #: worker processes that map the pages of a large pass (0: this thread maps)
@@ -239,15 +239,19 @@ class Syncer:
             hashes = row_hashes(fingerprint, flat.keys, flat.rows)
         else:
             hashes = raw_hashes(fingerprint, [r.fields for r in records])
+        by_id = dict(zip(ids, hashes, strict=True))
         with session_scope(self.db) as session:
-            known = self._known_hashes(session, origin=self.name, lead_ids=ids)
+            changed = self._changed(session, origin=self.name, hashes=by_id)
+        if len(by_id) < len(ids):  # an id listed twice in the page: map every copy
+            pairs = zip(ids, hashes, strict=True)
+            changed.update(rid for rid, digest in pairs if by_id[rid] != digest)
         todo: list[tuple[SourceRecord, str | None]] = []
         ok_keys = batch.ok_keys
-        for i, (rid, digest) in enumerate(zip(ids, hashes, strict=True)):
-            if known.get(rid) == digest and not in_flight(rid):
-                ok_keys.append(rid)
+        for i, rid in enumerate(ids):
+            if rid in changed or in_flight(rid):
+                todo.append((records[i], hashes[i]))
             else:
-                todo.append((records[i], digest))
+                ok_keys.append(rid)
         batch.counts["unchanged"] += len(ok_keys)
         return batch, todo
 

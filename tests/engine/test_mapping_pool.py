@@ -274,13 +274,13 @@ def test_a_first_load_neither_hashes_nor_looks_up_what_cannot_be_stored_yet(db):
     fill(src, 30)
     syncer = make(db, src, workers=0)
     calls = []
-    real = syncer._known_hashes
+    real = syncer._changed
 
-    def counting(session, *, origin, lead_ids):
-        calls.append(len(lead_ids))
-        return real(session, origin=origin, lead_ids=lead_ids)
+    def counting(session, *, origin, hashes):
+        calls.append(len(hashes))
+        return real(session, origin=origin, hashes=hashes)
 
-    syncer._known_hashes = counting
+    syncer._changed = counting
     assert runner.sync(syncer).counts["created"] == 30
     assert calls == []
     # the payload hashes stored on the way are those the next pass compares with

@@ -10,7 +10,7 @@ from state.db import make_engine, session_scope
 from state.leadwrite import delete_lead
 from state.migrate import upgrade
 from state.store import (
-    known_raw_hashes,
+    changed_raw_ids,
     mark_seen,
     tombstone_leads,
     tombstone_unseen,
@@ -36,16 +36,19 @@ def seed(session, origin="csv", ids=("1", "2", "3")):
     return {i: result.actions[i][1] for i in ids}
 
 
-def known(db, ids=("1", "2", "3")):
+def changed(db, hashes=None, origin="csv"):
+    hashes = {"1": "h1", "2": "h2", "3": "h3"} if hashes is None else hashes
     with session_scope(db) as s:
-        return known_raw_hashes(s, origin="csv", lead_ids=list(ids))
+        return changed_raw_ids(s, origin=origin, hashes=hashes)
 
 
-def test_known_hashes_come_from_the_payloads(db):
+def test_changed_ids_are_those_whose_stored_payload_hash_differs(db):
     with session_scope(db) as s:
         seed(s)
-    assert known(db) == {"1": "h1", "2": "h2", "3": "h3"}
-    assert known(db, ["9"]) == {}
+    assert changed(db) == set()
+    assert changed(db, {"1": "h1", "2": "other", "9": "h9"}) == {"2", "9"}
+    assert changed(db, {}) == set()
+    assert changed(db, {"1": "h1"}, origin="elsewhere") == {"1"}
 
 
 def test_tombstone_by_lead_id_forgets_the_hash(db):
@@ -53,9 +56,9 @@ def test_tombstone_by_lead_id_forgets_the_hash(db):
         seed(s)
         seed(s, origin="other")
         tombstone_leads(s, origin="csv", lead_ids=["2"], now=T0 + timedelta(hours=1))
-    assert known(db) == {"1": "h1", "2": "", "3": "h3"}
-    with session_scope(db) as s:  # the same lead_id of another origin is untouched
-        assert known_raw_hashes(s, origin="other", lead_ids=["2"]) == {"2": "h2"}
+    assert changed(db) == {"2"}
+    # the same lead_id of another origin is untouched
+    assert changed(db, {"2": "h2"}, origin="other") == set()
 
 
 def test_tombstone_of_unseen_leads_forgets_their_hashes(db):
@@ -63,14 +66,14 @@ def test_tombstone_of_unseen_leads_forgets_their_hashes(db):
         seed(s)
         mark_seen(s, run_id="run_1", lead_ids=["1"])
         assert tombstone_unseen(s, origin="csv", run_id="run_1", now=T0) == 2
-    assert known(db) == {"1": "h1", "2": "", "3": ""}
+    assert changed(db) == {"2", "3"}
 
 
 def test_api_delete_forgets_the_hash(db):
     with session_scope(db) as s:
         store_ids = seed(s)
         delete_lead(s, store_ids["3"], now=T0 + timedelta(hours=1))
-    assert known(db) == {"1": "h1", "2": "h2", "3": ""}
+    assert changed(db) == {"3"}
 
 
 def test_migration_0004_forgets_the_hashes_of_existing_tombstones(db_url):
@@ -83,7 +86,7 @@ def test_migration_0004_forgets_the_hashes_of_existing_tombstones(db_url):
                 sa.text("UPDATE lead SET deleted_at = updated_at WHERE lead_id = '2'")
             )
         upgrade(engine)
-        assert known(engine) == {"1": "h1", "2": "", "3": "h3"}
+        assert changed(engine) == {"2"}
     finally:
         engine.dispose()
 
