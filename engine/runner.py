@@ -17,11 +17,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.base import Cursor, SourceRecord
 from connectors.errors import LeadSyncError
 from engine import cursor as cursors
-from engine.destinations import Batch
+from engine.destinations import Batch, StoreDestination
 from engine.sync import COUNTS, Progress, RunReport, RunStopped, Syncer
 from state.db import session_scope
 from state.reads import iter_payloads
-from state.store import chunked, clear_seen, tombstone_unseen, unseen_count
+from state.store import (
+    chunked,
+    clear_seen,
+    has_live_leads,
+    tombstone_unseen,
+    unseen_count,
+)
 from state.syncstate import (
     abandon_stale_runs,
     due_failures,
@@ -156,6 +162,14 @@ def _snapshot_deletes(
             report.counts["deleted"] += result.deleted
 
 
+def _first_load(syncer: Syncer) -> bool:
+    """Whether the embedded store holds no live lead of this connector."""
+    if not isinstance(syncer.destination, StoreDestination):
+        return False
+    with session_scope(syncer.db) as session:
+        return not has_live_leads(session, origin=syncer.name)
+
+
 def _source_deletes(syncer: Syncer, report: RunReport, run_start: datetime) -> None:
     with session_scope(syncer.db) as session:
         row = get_cursor(session, syncer.name)
@@ -210,27 +224,31 @@ def sync(
         since = None
         if not full:
             since = cursors.read_from(syncer.committed_cursor(), syncer.cfg.lookback)
+        # A full pass into a store holding no live lead of this origin (a first load)
+        # has nothing it could find missing: it neither records what it lists nor
+        # looks for what it did not list.
+        diff = full and not _first_load(syncer)
         syncer.read_pass(
             report,
             since=since,
             until=limit if syncer.cfg.lag else None,
             commit_cursor=not snapshot,
-            seen_run=report.run_id if full else None,
+            seen_run=report.run_id if diff else None,
             progress=progress,
             limit=limit,
         )
-        if full:
+        if diff:
             _snapshot_deletes(
                 syncer, report, report.run_id, allow_mass_delete=allow_mass_delete
             )
-            if not snapshot:
-                with session_scope(syncer.db) as session:
-                    save_cursor_state(
-                        session,
-                        connector=syncer.name,
-                        state={"swept_at": run_start.isoformat()},
-                        now=syncer.clock(),
-                    )
+        if full and not snapshot:
+            with session_scope(syncer.db) as session:
+                save_cursor_state(
+                    session,
+                    connector=syncer.name,
+                    state={"swept_at": run_start.isoformat()},
+                    now=syncer.clock(),
+                )
         if syncer.source.supports_deletions:
             _source_deletes(syncer, report, run_start)
     return report

@@ -43,6 +43,7 @@ __all__ = [
     "execute_rows",
     "execute_values",
     "forget_payload_hashes",
+    "has_live_leads",
     "has_payloads",
     "insert_for",
     "mark_seen",
@@ -470,6 +471,16 @@ def upsert_payload_texts(
         )
     )
     execute_values(session, sql, 5, params)
+
+
+def has_live_leads(session: Session, *, origin: str) -> bool:
+    """Whether ``origin`` has a lead that is not tombstoned."""
+    found = session.execute(
+        sa.select(LEAD.c.id)
+        .where(LEAD.c.origin == origin, LEAD.c.deleted_at.is_(None))
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def has_payloads(session: Session, *, origin: str) -> bool:

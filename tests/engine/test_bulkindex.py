@@ -116,3 +116,27 @@ def test_no_rebuild_while_a_pass_of_this_process_holds_them_dropped(db):
         holder.join()
     assert bulkindex.restore(db) == INDEXES
     assert bulkindex.restore(db) == []
+
+
+def test_a_first_snapshot_load_records_no_seen_ids_and_later_ones_still_delete(
+    db, monkeypatch
+):
+    import engine.sync as sync_module
+
+    marked: list[int] = []
+    real = sync_module.mark_seen
+
+    def counting(session, *, run_id, lead_ids):
+        marked.append(len(lead_ids))
+        real(session, run_id=run_id, lead_ids=lead_ids)
+
+    monkeypatch.setattr(sync_module, "mark_seen", counting)
+    src = FakeSource(page_size=50, snapshot=True)
+    fill(src, 200)
+    first = runner.sync(make(db, src, workers=0))
+    assert first.ok and first.counts["created"] == 200
+    assert marked == []  # nothing was live before: nothing can be missing
+    del src.records["L0007"]
+    second = runner.sync(make(db, src, workers=0))
+    assert second.counts["deleted"] == 1 and sum(marked) == 199
+    assert "L0007" not in content(db, "fake")
