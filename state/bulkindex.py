@@ -1,5 +1,7 @@
 """The email and phone indexes of a first load: built once at the end, not row by row.
 
+(On PostgreSQL, the full-text GIN index too.)
+
 Each new lead lands at a random place in the email and phone indexes. On a large store
 those indexes outgrow the page cache, so every insert reads a page back from the OS and
 every commit rewrites thousands of index pages: on a 1,000,000-row first load they cost
@@ -26,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from state.leadsearch import PG_DOCUMENT
 from state.store import LEAD
 
 __all__ = ["DEFER_AFTER", "deferring", "drop", "lead_table_empty", "missing", "restore"]
@@ -36,6 +39,13 @@ log = structlog.get_logger(__name__)
 DEFER_AFTER = 20_000
 _NAMES = ("ix_lead_email", "ix_lead_phone")
 _INDEXES = tuple(sorted((i for i in LEAD.indexes if i.name in _NAMES), key=str))
+# PostgreSQL's full-text GIN index (migration 0002) costs as much per insert, and is
+# as cheap to build in one go. It is not in the models, hence its DDL here.
+_PG_SEARCH = "ix_lead_search"
+_PG_SEARCH_DDL = (
+    f"CREATE INDEX IF NOT EXISTS {_PG_SEARCH} ON lead USING gin"
+    f" (({PG_DOCUMENT.replace('lead.', '')})) WHERE deleted_at IS NULL"
+)
 # Passes of this process that dropped the indexes: another pass starting meanwhile
 # (another connector of the same daemon) must not build them in the middle of the load.
 _holders = 0
@@ -47,11 +57,15 @@ def lead_table_empty(session: Session) -> bool:
     return session.execute(sa.select(LEAD.c.id).limit(1)).first() is None
 
 
+def _names(dialect: str) -> tuple[str, ...]:
+    return (*_NAMES, _PG_SEARCH) if dialect == "postgresql" else _NAMES
+
+
 def missing(engine: Engine) -> list[str]:
     """The names of the deferrable indexes that the store lacks."""
     with engine.connect() as conn:
         present = {i["name"] for i in sa.inspect(conn).get_indexes(LEAD.name)}
-    return [name for name in _NAMES if name not in present]
+    return [name for name in _names(engine.dialect.name) if name not in present]
 
 
 def drop(session: Session) -> None:
@@ -59,7 +73,10 @@ def drop(session: Session) -> None:
     conn = session.connection()
     for index in _INDEXES:
         index.drop(conn, checkfirst=True)
-    log.info("indexes_deferred", indexes=list(_NAMES))
+    names = _names(conn.dialect.name)
+    if _PG_SEARCH in names:
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {_PG_SEARCH}"))
+    log.info("indexes_deferred", indexes=list(names))
 
 
 def restore(engine: Engine) -> list[str]:
@@ -74,16 +91,19 @@ def restore(engine: Engine) -> list[str]:
     if not absent:
         return []
     started = time.perf_counter()
-    for index in _INDEXES:
-        if index.name not in absent:
-            continue
+    for name in absent:
         try:
             with engine.begin() as conn:
-                index.create(conn, checkfirst=True)
+                if name == _PG_SEARCH:
+                    conn.execute(sa.text(_PG_SEARCH_DDL))
+                else:
+                    next(i for i in _INDEXES if i.name == name).create(
+                        conn, checkfirst=True
+                    )
         except DBAPIError:
             # Another process created it between our check and ours (PostgreSQL
             # reports the race as a duplicate); anything else is a real error.
-            if index.name in missing(engine):
+            if name in missing(engine):
                 raise
     log.info(
         "indexes_built", indexes=absent, seconds=round(time.perf_counter() - started, 3)

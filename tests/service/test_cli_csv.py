@@ -381,10 +381,7 @@ def test_kill_after_the_indexes_were_deferred_then_restart_rebuilds_them(
         while time.monotonic() < deadline and proc.poll() is None:
             workers |= _children(proc.pid)
             try:
-                dropped = bulkindex.missing(engine) == [
-                    "ix_lead_email",
-                    "ix_lead_phone",
-                ]
+                dropped = bool(bulkindex.missing(engine))
             except sa.exc.SQLAlchemyError:
                 dropped = False  # the schema is not there yet
             if dropped and workers:
@@ -401,7 +398,7 @@ def test_kill_after_the_indexes_were_deferred_then_restart_rebuilds_them(
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers), "a mapping worker outlived its run"
-    assert bulkindex.missing(engine) == ["ix_lead_email", "ix_lead_phone"]
+    assert {"ix_lead_email", "ix_lead_phone"} <= set(bulkindex.missing(engine))
     report = project.sync()
     assert report["outcome"] == "succeeded"
     assert bulkindex.missing(engine) == []
