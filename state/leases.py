@@ -98,22 +98,20 @@ def renew_lease(
     now: datetime,
 ) -> bool:
     """Push the lease's expiry out; False when it was lost (taken over)."""
-    result: Any = session.execute(
-        LEASE.update()
-        .where(
-            LEASE.c.connector == connector,
-            LEASE.c.owner == owner,
-            LEASE.c.token == token,
-        )
-        .values(expires_at=now + ttl)
-    )
-    return int(result.rowcount) == 1
+    return _set_expiry(session, connector, owner, token, now + ttl)
 
 
 def release_lease(
     session: Session, *, connector: str, owner: str, token: int, now: datetime
 ) -> bool:
     """Let the lease expire now, so another daemon may take it at once."""
+    return _set_expiry(session, connector, owner, token, now)
+
+
+def _set_expiry(
+    session: Session, connector: str, owner: str, token: int, expires_at: datetime
+) -> bool:
+    # only the holder (same owner, same token) may move its lease's expiry
     result: Any = session.execute(
         LEASE.update()
         .where(
@@ -121,7 +119,7 @@ def release_lease(
             LEASE.c.owner == owner,
             LEASE.c.token == token,
         )
-        .values(expires_at=now)
+        .values(expires_at=expires_at)
     )
     return int(result.rowcount) == 1
 
