@@ -1,12 +1,15 @@
 """Load test of the lead API on a 100,000-lead SQLite store, through a real server.
 
-Builds the store in a temporary folder, starts ``leadsync serve`` (uvicorn, one
-process) on a free loopback port, and drives it with wrk (Debian package ``wrk``) when
+Builds the store in a temporary folder, starts ``leadsync serve [--workers N]``
+(uvicorn) on a free loopback port, and drives it with wrk (Debian package ``wrk``) when
 installed, else with httpx in threads. Scenarios: GET /healthz (the framework alone,
 for comparison on a shared machine), GET /v1/leads, GET /v1/leads/{id},
 GET /v1/leads/search, POST /v1/leads/sync (100 leads per request, new leads each time).
+Besides latency, each row shows the server's CPU time per request (all its processes):
+on a shared machine it moves less than the request rate.
 
     python bench/api_load.py [--leads 100000] [--seconds 10] [--connections 16]
+                             [--workers 1]
 """
 
 from __future__ import annotations
@@ -83,7 +86,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(folder: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    folder: Path, url: str, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     """``leadsync serve`` in a child process; returns it and its base URL."""
     port = _free_port()
     config = folder / "leadsync.yaml"
@@ -101,7 +106,15 @@ def start_server(folder: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, "--config", str(config)],
+        [
+            sys.executable,
+            "-c",
+            script,
+            "--config",
+            str(config),
+            "--workers",
+            f"{workers}",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -160,7 +173,12 @@ def run_wrk(
     base: str, key: str, kind: str, ids: list[str], seconds: int, conns: int
 ) -> dict[str, float]:
     """One scenario with wrk; latencies in milliseconds."""
-    words = [f'"last{random.randrange(1000)}"' for _ in range(50)]
+    # Every last name of the store once, in a fixed shuffled order: the mix of cheap
+    # and costly searches is that of the data itself (a word with fewer digits
+    # prefix-matches ten times as many leads), the same in every run.
+    population = [f'"last{n}"' for n in range(1000)]
+    random.Random(1000).shuffle(population)
+    words = population
     script = _WRK_LUA % {
         "ids": ",".join(f'"{i}"' for i in ids),
         "words": ",".join(words),
@@ -248,18 +266,35 @@ def run_httpx(
     }
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its children (Linux /proc)."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     """Build, serve, load, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     runner = run_wrk if shutil.which("wrk") else run_httpx
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         url, ids, key = build_store(folder, args.leads)
-        proc, base = start_server(folder, url)
+        proc, base = start_server(folder, url, args.workers)
         try:
             rows = []
             for label, kind, conns in (
@@ -270,23 +305,28 @@ def main() -> None:
                 ("GET /v1/leads/search", "search", args.connections),
                 ("POST /v1/leads/sync (100/req)", "sync", 4),
             ):
+                cpu = server_cpu(proc.pid)
                 result = runner(base, key, kind, ids, args.seconds, conns)
+                used = server_cpu(proc.pid) - cpu
+                result["cpu_us"] = used / max(1, result["requests"]) * 1e6
                 rows.append((label, conns, result))
         finally:
             proc.terminate()
             proc.wait(timeout=20)
     tool = "wrk" if runner is run_wrk else "httpx threads"
+    processes = "1 uvicorn process" if args.workers == 1 else f"{args.workers} workers"
     print(
-        f"\n{args.leads:,} leads, SQLite, 1 uvicorn process, {tool},"
-        f" {args.seconds}s each"
+        f"\n{args.leads:,} leads, SQLite, {processes}, {tool}, {args.seconds}s each,"
+        f" {os.cpu_count()} CPUs"
     )
     header = ("scenario", "conns", "req/s", "leads/s", "p50 ms", "p99 ms", "errors")
+    header += ("cpu us/req",)
     print(f"{header[0]:32} " + " ".join(f"{h:>9}" for h in header[1:]))
     for label, conns, r in rows:
         leads = r["rps"] * 100 if "sync" in label else float("nan")
         shown = f"{leads:9,.0f}" if leads == leads else f"{'-':>9}"
         cells = [f"{conns:>9}", f"{r['rps']:9,.0f}", shown, f"{r['p50']:9.1f}"]
-        cells += [f"{r['p99']:9.1f}", f"{int(r['errors']):>9}"]
+        cells += [f"{r['p99']:9.1f}", f"{int(r['errors']):>9}", f"{r['cpu_us']:9.0f}"]
         print(f"{label:32} " + " ".join(cells))
     print(json.dumps({label: r for label, _, r in rows}, default=float))
 

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 from rich.table import Table
-from sqlalchemy.engine import Engine
 
-from service.api import create_app
 from service.clicommon import (
     ConfigOpt,
     DebugOpt,
@@ -22,7 +17,6 @@ from service.clicommon import (
     print_json,
     run_command,
 )
-from service.settings import Settings
 from state.apikeys import (
     SCOPES,
     ApiKeyInfo,
@@ -33,60 +27,46 @@ from state.apikeys import (
 )
 from state.db import session_scope
 
-__all__ = ["api_server", "apikey_app", "serve"]
+__all__ = ["apikey_app", "serve"]
 
 apikey_app = typer.Typer(
     help="API keys of the lead API (each key is shown once).", no_args_is_help=True
 )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus re-raising SIGTERM/SIGINT after its graceful shutdown.
-
-    uvicorn re-sends the captured signal once stopped, so the process would die of
-    it; the contract wants a clean stop with exit status 0.
-    """
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Stop on SIGTERM/SIGINT (main thread only), then forget the signal."""
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="API processes (one core each); rate limits are shared between them.",
+    ),
+]
 
 
-def api_server(settings: Settings, engine: Engine) -> uvicorn.Server:
-    """A uvicorn server for the lead API on ``settings.api.host:port``.
-
-    ``Server.run()`` in the main thread stops cleanly on SIGTERM/SIGINT; the daemon
-    can instead run it in a thread and set ``should_exit``.
-    """
-    app = create_app(settings, db=engine)
-    config = uvicorn.Config(
-        app,
-        host=settings.api.host,
-        port=settings.api.port,
-        log_config=None,  # our structlog configuration stays in charge
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
-    return _Server(config)
-
-
-def serve(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+def serve(
+    config: ConfigOpt = None, debug: DebugOpt = False, workers: WorkersOpt = 1
+) -> None:
     """Serve the lead API alone (no sync schedule) until SIGTERM or Ctrl-C."""
 
     def body() -> None:
+        # imported here: the web stack is no cost of the other commands
+        from service.api.server import api_server
+        from service.api.workers import serve_workers
+
         ctx = load_context(config)
-        server = api_server(ctx.settings, ctx.db)
-        out.print(
-            f"lead API on http://{ctx.settings.api.host}:{ctx.settings.api.port}"
-            " (docs at /docs)",
-            highlight=False,
-        )
+        settings = ctx.settings
+        db = ctx.db  # migrates the store, once, before any worker starts
+        where = f"http://{settings.api.host}:{settings.api.port}"
+        processes = f", {workers} processes" if workers > 1 else ""
+        out.print(f"lead API on {where}{processes} (docs at /docs)", highlight=False)
+        if workers > 1:
+            db.dispose()
+            serve_workers(settings, workers)
+            return
+        server = api_server(settings, db)
         server.run()
-        ctx.db.dispose()
+        db.dispose()
 
     run_command(debug, body)
 

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from connectors.errors import ConfigError, LeadSyncError
 from service.api.metrics import ApiMetrics
-from service.cli_api import api_server
+from service.api.server import api_server
 from service.context import AppContext
 from service.daemon_jobs import ConnectorJobs
 from service.sdnotify import Notifier

@@ -12,24 +12,22 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from state.store import LEAD
-
 __all__ = [
     "PG_DOCUMENT",
     "SEARCH_OBJECT_PREFIX",
     "include_schema_name",
-    "match_condition",
     "match_field",
+    "match_sql",
     "query_words",
     "rebuild_search_index",
     "search_params",
-    "search_select",
+    "search_sql",
 ]
 
 #: Every schema object migration 0002 adds starts with this (tables, triggers,
@@ -60,14 +58,6 @@ _SQLITE_REBUILD = (
     " (SELECT group_concat(value, ' ') FROM json_tree(lead.custom_fields)"
     " WHERE type IN ('text', 'integer', 'real')) FROM lead WHERE deleted_at IS NULL"
 )
-_FTS = sa.table("lead_search", sa.column("rowid"))
-_FTS_COLUMN: sa.ColumnClause[Any] = sa.literal_column("lead_search")
-_ROWID: sa.ColumnClause[Any] = sa.literal_column("lead.rowid")
-_SIMPLE: sa.ColumnClause[Any] = sa.literal_column("'simple'::regconfig")
-#: Bound parameters of the search statements; ``search_params`` fills them.
-_WHOLE = sa.bindparam("search_whole", type_=sa.String())
-_SIZE = sa.bindparam("search_size", type_=sa.Integer())
-_QUERY = sa.bindparam("search_query", type_=sa.String())
 
 
 def include_schema_name(name: str | None, type_: str, parent_names: Any) -> bool:  # noqa: ARG001 # alembic's include_name signature
@@ -88,77 +78,101 @@ def query_words(q: str) -> list[str]:
     return _WORD.findall(_fold(q))
 
 
-def match_condition(dialect: str) -> sa.ColumnElement[bool]:
-    """A WHERE condition: live leads whose indexed text has every word as a prefix.
+def match_sql(dialect: str) -> str:
+    """A WHERE condition (SQL text): live leads whose text has every word as a prefix.
 
-    Its bound parameter ``search_query`` comes from ``search_params``.
+    Its bound parameter ``:search_query`` comes from ``search_params``.
     """
     if dialect == "postgresql":
-        return sa.and_(
-            sa.literal_column(PG_DOCUMENT).op("@@")(
-                sa.func.to_tsquery(_SIMPLE, _QUERY)
-            ),
-            LEAD.c.deleted_at.is_(None),
-        )
-    hits = sa.select(_FTS.c.rowid).where(_FTS_COLUMN.op("MATCH")(_QUERY))
-    return _ROWID.in_(hits.scalar_subquery())
+        return f"({_PG_MATCH} AND lead.deleted_at IS NULL)"
+    return f"lead.rowid IN (SELECT rowid FROM lead_search WHERE {_SQLITE_MATCH})"  # noqa: S608 # constant SQL
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def search_params(q: str, words: list[str], dialect: str) -> dict[str, Any]:
-    """The values of the bound parameters of ``search_select`` for one query."""
+    """The values of the bound parameters of the search statements for one query."""
     whole = q.strip().lower()
     if dialect == "postgresql":
         query = " & ".join(f"{w}:*" for w in words)
-    else:
-        query = " AND ".join(f'"{w}"*' for w in words)
-    return {"search_whole": whole, "search_size": len(whole), "search_query": query}
+        return {"search_whole": whole, "search_size": len(whole), "search_query": query}
+    query = " AND ".join(f'"{w}"*' for w in words)
+    exact = _like(whole)
+    return {"search_query": query, "search_exact": exact, "search_prefix": f"{exact}%"}
+
+
+_PG_QUERY = "to_tsquery('simple'::regconfig, :search_query)"
+_PG_MATCH = f"{PG_DOCUMENT} @@ {_PG_QUERY}"
+_SQLITE_MATCH = "lead_search MATCH :search_query"
+# The tier: 0 for an exact, 1 for a prefix match of the whole query on email or name.
+_EMAIL = "lower(coalesce(lead.email, ''))"
+_NAME = "lower(coalesce(lead.name, ''))"
+_SIZE = "CAST(:search_size AS INTEGER)"
+_PG_TIER = (
+    f"CASE WHEN {_EMAIL} = :search_whole OR {_NAME} = :search_whole THEN 0"
+    f" WHEN substr({_EMAIL}, 1, {_SIZE}) = :search_whole"
+    f" OR substr({_NAME}, 1, {_SIZE}) = :search_whole THEN 1 ELSE 2 END"
+)
+# The same on SQLite, where LIKE folds case exactly as lower() does (ASCII only) and
+# stops at the first differing character instead of lower-casing every hit's email
+# and name. Most hits start with neither, so that is asked first (an exact match is
+# also a prefix match); a NULL email or name matches neither, as CASE reads NULL.
+_SQLITE_TIER = (
+    "CASE WHEN lead.email LIKE :search_prefix ESCAPE '\\'"
+    " OR lead.name LIKE :search_prefix ESCAPE '\\' THEN"
+    " (CASE WHEN lead.email LIKE :search_exact ESCAPE '\\'"
+    " OR lead.name LIKE :search_exact ESCAPE '\\' THEN 0 ELSE 1 END) ELSE 2 END"
+)
+# bm25 weights follow the FTS5 columns (email, name, first_name, last_name, company,
+# custom): email and name count most.
+_SQLITE_HITS = (
+    "SELECT rowid AS rid, bm25(lead_search, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0) AS score"  # noqa: S608 # constant SQL
+    f" FROM lead_search WHERE {_SQLITE_MATCH}"
+)
 
 
 @functools.cache
-def _search_statement(dialect: str) -> tuple[sa.Select[Any], tuple[Any, ...]]:
-    # Built once per dialect with bound parameters: composing these expressions
-    # costs more than running the query for a typical search.
-    email = sa.func.lower(sa.func.coalesce(LEAD.c.email, ""))
-    name = sa.func.lower(sa.func.coalesce(LEAD.c.name, ""))
-    tier = sa.case(
-        (sa.or_(email == _WHOLE, name == _WHOLE), 0),
-        (
-            sa.or_(
-                sa.func.substr(email, 1, _SIZE) == _WHOLE,
-                sa.func.substr(name, 1, _SIZE) == _WHOLE,
-            ),
-            1,
-        ),
-        else_=2,
-    )
-    if dialect == "postgresql":
-        tsquery = sa.func.to_tsquery(_SIMPLE, _QUERY)
-        document: sa.ColumnClause[Any] = sa.literal_column(PG_DOCUMENT)
-        relevance: Any = sa.func.ts_rank(document, tsquery).desc()
-        select = sa.select(LEAD).where(
-            document.op("@@")(tsquery), LEAD.c.deleted_at.is_(None)
-        )
-        return select, (tier, relevance, LEAD.c.id)
-    # bm25 weights follow _SQLITE_COLUMNS: email and name count most.
-    hits = (
-        sa.select(
-            _FTS.c.rowid.label("rid"),
-            sa.func.bm25(_FTS_COLUMN, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0).label("score"),
-        )
-        .where(_FTS_COLUMN.op("MATCH")(_QUERY))
-        .subquery("hits")
-    )
-    select = sa.select(LEAD).join_from(LEAD, hits, hits.c.rid == _ROWID)
-    return select, (tier, hits.c.score, LEAD.c.id)
-
-
-def search_select(session: Session) -> tuple[sa.Select[Any], tuple[Any, ...]]:
-    """The live leads matching every word, and the ORDER BY that ranks them.
+def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
+    """The count and one page of hits (SQL text) of a search.
 
     Ranking: exact, then prefix matches of the whole query on email or name first,
-    then relevance (bm25 or ts_rank), then id. Execute with ``search_params``.
+    then relevance (bm25 or ts_rank), then id. The hits are ranked by these keys
+    alone and only the page's rows are read (``columns``, of table ``lead``): sorting
+    every hit with all its columns costs far more when a short query matches
+    thousands of leads. Bound parameters: those of ``search_params``, ``:status`` when
+    ``status`` is set, ``:limit`` and ``:offset``.
     """
-    return _search_statement(session.get_bind().dialect.name)
+    where = " AND lead.status = :status" if status else ""
+    if dialect == "postgresql":
+        matched = f"FROM lead WHERE {_PG_MATCH} AND lead.deleted_at IS NULL{where}"
+        count = f"SELECT count(*) {matched}"
+        ranked = (
+            f"SELECT lead.id AS hit_key, {_PG_TIER} AS tier,"
+            f" -ts_rank({PG_DOCUMENT}, {_PG_QUERY}) AS score, lead.id AS hit_id"
+            f" {matched}"
+        )
+        key = "id"
+    else:
+        # Only live leads are in the index.
+        count = f"SELECT count(*) FROM lead WHERE {match_sql(dialect)}{where}"  # noqa: S608 # constant SQL
+        ranked = (
+            f"SELECT lead.rowid AS hit_key, {_SQLITE_TIER} AS tier,"  # noqa: S608 # constant SQL
+            " hits.score AS score, lead.id AS hit_id"
+            f" FROM lead JOIN ({_SQLITE_HITS}) AS hits ON hits.rid = lead.rowid"
+            f" WHERE 1 = 1{where}"
+        )
+        key = "rowid"
+    order = "tier, score, hit_id"
+    page = (
+        f"SELECT {columns} FROM ({ranked} ORDER BY {order}"  # noqa: S608 # constant SQL
+        f" LIMIT :limit OFFSET :offset) AS page JOIN lead ON lead.{key} = page.hit_key"
+        # The LIMIT again: an ORDER BY with a LIMIT stays where it is written, even
+        # inside a subquery (state.leadread wraps this in an aggregate).
+        " ORDER BY page.tier, page.score, page.hit_id LIMIT :limit"
+    )
+    return count, page
 
 
 def _field_words(value: Any) -> list[str]:
@@ -169,9 +183,26 @@ def _field_words(value: Any) -> list[str]:
     return _WORD.findall(_fold(str(value)))
 
 
-def _hits(words: list[str], value: Any) -> int:
+@functools.lru_cache(maxsize=256)
+def _word_starts(words: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    # A query word prefixes a token where it follows no token character: words are
+    # made of token characters only.
+    return tuple(re.compile(rf"(?<![^\W_]){re.escape(w)}") for w in words)
+
+
+def _hits(words: tuple[str, ...], value: Any) -> int:
+    if isinstance(value, str):
+        folded = _fold(value)
+        return sum(1 for start in _word_starts(words) if start.search(folded))
     tokens = _field_words(value)
     return sum(1 for w in words if any(t.startswith(w) for t in tokens))
+
+
+def _candidates(lead: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    for field, label in _FIELDS:
+        yield label, lead.get(field)
+    for key, value in (lead.get("custom_fields") or {}).items():
+        yield f"custom_fields.{key}", value
 
 
 def match_field(lead: Mapping[str, Any], words: Iterable[str]) -> str:
@@ -180,13 +211,17 @@ def match_field(lead: Mapping[str, Any], words: Iterable[str]) -> str:
     Priority: email, name (first/last name count as name), company, then custom fields
     as ``custom_fields.<key>``.
     """
-    wanted = list(words)
+    wanted = tuple(words)
+    starts = _word_starts(wanted)
     best, best_hits = "name", 0
-    candidates: list[tuple[str, Any]] = [(label, lead.get(f)) for f, label in _FIELDS]
-    custom = lead.get("custom_fields") or {}
-    candidates += [(f"custom_fields.{k}", v) for k, v in custom.items()]
-    for label, value in candidates:
-        hits = _hits(wanted, value)
+    for label, value in _candidates(lead):
+        if value is None:
+            continue
+        if isinstance(value, str):  # the common case, inline: one per field of a hit
+            folded = _fold(value)
+            hits = sum(1 for start in starts if start.search(folded))
+        else:
+            hits = _hits(wanted, value)
         if hits > best_hits:
             best, best_hits = label, hits
             if hits == len(wanted):

@@ -1,11 +1,12 @@
 """Authentication, scopes and per-key rate limits, as one dependency per scope set.
 
 A key comes in ``X-API-Key`` or ``Authorization: Bearer``. Missing or wrong: 401; over
-the limit: 429 with ``Retry-After``; lacking the scope: 403. The check is an async
-dependency: a key verified since the store last changed (SQLite ``PRAGMA
-data_version``, so a revocation committed by any process is seen at once) is answered
-from ``KeyCache`` without SQL or a thread-pool hop; otherwise the SQL lookup runs in
-the thread pool.
+the limit: 429 with ``Retry-After``; lacking the scope: 403. The check reads the store
+(the key, or at least SQLite's ``PRAGMA data_version``) and the rate limit backend, so
+it runs in the thread pool: ``require`` makes a plain dependency, which FastAPI runs
+there, and ``service.api.fastroute`` runs it in the same call as the read handler. A
+key verified since the store last changed (``data_version``, so a revocation
+committed by any process is seen at once) is answered from ``KeyCache``.
 """
 
 from __future__ import annotations
@@ -13,33 +14,33 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ClockDep
 from service.api.errors import ApiError
-from service.api.ratelimit import (
-    InMemoryRateLimiter,
-    RateLimitBackend,
-    RateLimitResult,
-)
+from service.api.ratelimit import RateLimitBackend, RateLimitResult
+from service.api.totals import RequestTotals, TotalCache
 from service.settings import Settings
 from state.apikeys import TOUCH_EVERY, ApiKeyInfo, touch_api_key, verify_api_key
-from state.leadquery import TotalCache
 
 __all__ = [
+    "Credentials",
     "DeleteKey",
     "ExternalKey",
     "KeyCache",
+    "KeyRequirement",
     "ReadKey",
     "SyncKey",
     "WriteKey",
     "charge_sync_leads",
+    "key_requirement",
+    "read_credentials",
     "require",
 ]
 
@@ -49,6 +50,8 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(auto_error=False, description="The same key as a bearer token.")
 _HeaderKey = Annotated[str | None, Security(_api_key_header)]
 _BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+#: What a request presents: the ``X-API-Key`` header, the bearer credentials.
+Credentials = tuple[str | None, HTTPAuthorizationCredentials | None]
 
 
 def _limited(result: RateLimitResult, what: str) -> ApiError:
@@ -99,7 +102,9 @@ class KeyCache:
             self._entries[digest] = info
 
 
-def _presented_key(header: str | None, bearer: Any) -> str:
+def _presented_key(
+    header: str | None, bearer: HTTPAuthorizationCredentials | None
+) -> str:
     presented = (header or "").strip() or (
         bearer.credentials.strip() if bearer is not None else ""
     )
@@ -138,7 +143,7 @@ def _verify(
     return info
 
 
-async def _authenticate(
+def _authenticate(
     request: Request, clock: Callable[[], datetime], presented: str
 ) -> ApiKeyInfo:
     state = request.app.state
@@ -146,53 +151,80 @@ async def _authenticate(
     now = clock()
     totals: TotalCache = state.totals
     cache: KeyCache = state.key_cache
-    # PRAGMA data_version reads a counter in the WAL index (shared memory): no disk
-    # I/O and no lock wait, so it is cheap enough for the event loop.
-    info = cache.get(digest, totals.version())
+    info = cache.get(digest, RequestTotals(totals, request.state).version())
     if info is not None and (
         info.last_used_at is not None and now - info.last_used_at < TOUCH_EVERY
     ):
         return info
-    return await run_in_threadpool(
-        _verify, state.engine, totals, cache, presented, digest, now
-    )
+    return _verify(state.engine, totals, cache, presented, digest, now)
 
 
-async def _hit(
-    limiter: RateLimitBackend, bucket: str, limit: int, cost: int = 1
-) -> RateLimitResult:
-    if isinstance(limiter, InMemoryRateLimiter):
-        return limiter.hit(bucket, limit=limit, cost=cost)
-    # A shared backend does I/O: keep it off the event loop.
-    return await run_in_threadpool(lambda: limiter.hit(bucket, limit=limit, cost=cost))
+@dataclass(frozen=True, slots=True)
+class KeyRequirement:
+    """What a route asks of a key: any of ``scopes``, within its rate limit."""
+
+    scopes: tuple[str, ...]
+    sync: bool = False
+
+    def check(
+        self,
+        request: Request,
+        clock: Callable[[], datetime],
+        credentials: Credentials,
+    ) -> ApiKeyInfo:
+        """The presented key, checked in the contract's order: 401, 429, 403.
+
+        It reads the store and the limits: call it in a worker thread.
+        """
+        info = _authenticate(request, clock, _presented_key(*credentials))
+        settings: Settings = request.app.state.settings
+        limits = settings.api.rate_limits
+        if self.sync:
+            limit, bucket = limits.sync_requests_per_minute, "sync"
+        else:
+            limit, bucket = limits.requests_per_minute, "requests"
+        limiter: RateLimitBackend = request.app.state.limiter
+        result = limiter.hit(f"{info.id}:{bucket}", limit=limit)
+        request.state.rate_limit = result
+        if not result.allowed:
+            raise _limited(result, "requests")
+        if not any(info.allows(scope) for scope in self.scopes):
+            wanted = " or ".join(self.scopes)
+            raise ApiError(403, f"this API key lacks the scope {wanted}")
+        request.state.api_key = info
+        return info
+
+
+async def read_credentials(request: Request) -> Credentials:
+    """The key as presented, read as the ``Security`` dependencies of ``require`` do."""
+    header = await _api_key_header(request)
+    bearer = None if (header or "").strip() else await _bearer(request)
+    return header, bearer
+
+
+_REQUIREMENTS: dict[Callable[..., Any], KeyRequirement] = {}
+
+
+def key_requirement(dependency: Callable[..., Any]) -> KeyRequirement | None:
+    """The requirement behind a dependency made by ``require``, else None."""
+    return _REQUIREMENTS.get(dependency)
 
 
 def require(*scopes: str, sync: bool = False) -> Callable[..., Any]:
     """A dependency: a valid key within its rate limit holding any of ``scopes``."""
+    requirement = KeyRequirement(scopes, sync)
 
-    async def dependency(
+    # A plain function: FastAPI runs it in the thread pool.
+    def dependency(
         request: Request,
         clock: ClockDep,
         header: _HeaderKey,
         bearer: _BearerKey,
     ) -> ApiKeyInfo:
-        info = await _authenticate(request, clock, _presented_key(header, bearer))
-        settings: Settings = request.app.state.settings
-        limits = settings.api.rate_limits
-        if sync:
-            limit, bucket = limits.sync_requests_per_minute, "sync"
-        else:
-            limit, bucket = limits.requests_per_minute, "requests"
-        result = await _hit(request.app.state.limiter, f"{info.id}:{bucket}", limit)
-        request.state.rate_limit = result
-        if not result.allowed:
-            raise _limited(result, "requests")
-        if not any(info.allows(scope) for scope in scopes):
-            raise ApiError(403, f"this API key lacks the scope {' or '.join(scopes)}")
-        request.state.api_key = info
-        return info
+        return requirement.check(request, clock, (header, bearer))
 
     dependency.__name__ = f"require_{'_or_'.join(s.replace(':', '_') for s in scopes)}"
+    _REQUIREMENTS[dependency] = requirement
     return dependency
 
 

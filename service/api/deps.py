@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 
 from service.api.ratelimit import RateLimitBackend
 from service.api.schemas import LeadModels
+from service.api.totals import RequestTotals
 from service.settings import Settings
-from state.leadquery import TotalCache
 
 __all__ = [
     "ClockDep",
@@ -62,10 +62,9 @@ async def get_limiter(request: Request) -> RateLimitBackend:
     return limiter
 
 
-async def get_totals(request: Request) -> TotalCache:
-    """The cache of list and search totals."""
-    totals: TotalCache = request.app.state.totals
-    return totals
+async def get_totals(request: Request) -> RequestTotals:
+    """The cache of list and search totals, as this request sees it."""
+    return RequestTotals(request.app.state.totals, request.state)
 
 
 async def get_models(request: Request) -> LeadModels:
@@ -88,7 +87,7 @@ async def get_clock() -> Callable[[], datetime]:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LimiterDep = Annotated[RateLimitBackend, Depends(get_limiter)]
-TotalsDep = Annotated[TotalCache, Depends(get_totals)]
+TotalsDep = Annotated[RequestTotals, Depends(get_totals)]
 ModelsDep = Annotated[LeadModels, Depends(get_models)]
 WriteLockDep = Annotated[threading.Lock, Depends(get_write_lock)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]

@@ -7,18 +7,16 @@ malformed JSON and bad query or path parameters are 400 ``invalid_request``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from state.errors import LeadNotFound
+from state.leadread import to_json as dumps
 from state.leadwrite import EmailConflict
 
 __all__ = [
@@ -66,30 +64,6 @@ class ApiError(Exception):
         self.details = [dict(d) for d in details]
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-# Datetimes reach the responses from the store, always tz-aware UTC
-# (state.types.UTCDateTime), which orjson writes natively as ``...Z``: far cheaper
-# than a Python callback per datetime. Naive ones are taken as UTC.
-_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
-
-
-def dumps(data: Any) -> bytes:
-    """Compact JSON; datetimes as ISO 8601 UTC with ``Z``."""
-    try:
-        return orjson.dumps(data, default=_default, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
-        # orjson refuses what the standard library accepts (integers over 64 bits,
-        # non-string keys): fall back rather than answer 500.
-        return json.dumps(
-            data, default=_default, separators=(",", ":"), ensure_ascii=False
-        ).encode()
 
 
 def json_response(

@@ -11,6 +11,7 @@ daemon adds ``leadsync_run_duration_seconds{connector,outcome}``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,9 +37,12 @@ from state.models import ConnectorCursor, Run
 from state.reads import lead_counts
 from state.syncstate import failure_counts
 
-__all__ = ["CONTENT_TYPE", "ApiMetrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_ENV", "ApiMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: prometheus_client's multi-process mode: set (to an empty folder) before it is
+#: imported, each process writes its counters to files there (serve --workers).
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _RUN: sa.Table = SQLModel.metadata.tables[Run.__tablename__]
 _CURSOR: sa.Table = SQLModel.metadata.tables[ConnectorCursor.__tablename__]
 _RUN_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -191,7 +196,8 @@ class ApiMetrics:
             ["connector"],
             registry=self.registry,
         )
-        self.registry.register(_StoreCollector(engine))
+        self._store = _StoreCollector(engine)
+        self.registry.register(self._store)
 
     def observe_run(
         self, connector: str, outcome: str, seconds: float, *, quota: float | None
@@ -207,5 +213,14 @@ class ApiMetrics:
         self.latency.labels(method, route).observe(seconds)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition (queries the store)."""
-        return generate_latest(self.registry)
+        """The Prometheus text exposition (queries the store).
+
+        With several API processes (``MULTIPROCESS_ENV`` set), the request metrics
+        are the sums over all of them, whichever process answers the scrape.
+        """
+        if not os.environ.get(MULTIPROCESS_ENV):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call] # untyped upstream
+        registry.register(self._store)
+        return generate_latest(registry)
