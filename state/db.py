@@ -12,6 +12,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from state.types import json_text
+
 __all__ = [
     "is_sqlite",
     "make_engine",
@@ -56,6 +58,7 @@ def redact_url(url: str | URL) -> str:
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """Create the engine for a store URL (a SQLite file's folder is created)."""
     parsed = _normalise(url)
+    kwargs.setdefault("json_serializer", json_text)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         memory = database in ("", ":memory:") or database.startswith("file::memory:")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,7 +26,7 @@ from sqlmodel import SQLModel
 from ulid import ULID
 
 from state.models import CONTENT_FIELDS, Lead, LeadPayload, SeenId
-from state.types import UTCDateTime
+from state.types import UTCDateTime, json_text
 
 __all__ = [
     "LEAD",
@@ -176,12 +175,7 @@ def _iso_text(value: datetime) -> str:
 
 
 def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:  # orjson: several times faster than json for the JSON columns of every row
-        return orjson.dumps(value).decode()
-    except TypeError:  # what orjson refuses (ints over 64 bits, non-str keys)
-        return json.dumps(value, default=str)
+    return None if value is None else json_text(value)
 
 
 def _same(value: Any) -> Any:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
-__all__ = ["JSONType", "UTCDateTime"]
+__all__ = ["JSONType", "UTCDateTime", "json_text"]
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -50,3 +52,16 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def json_text(value: Any) -> str:
+    """The JSON text the store keeps for a JSON column, whoever writes it.
+
+    orjson (compact, UTF-8 as is) is several times faster than ``json``; what it
+    refuses (integers over 64 bits, non-string keys) goes through ``json`` instead.
+    Sync and API writes thus store the same text for the same value.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
