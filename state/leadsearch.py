@@ -183,7 +183,7 @@ def _field_words(value: Any) -> list[str]:
     return _WORD.findall(_fold(str(value)))
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)  # compiling costs more than a short search
 def _word_starts(words: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     # A query word prefixes a token where it follows no token character: words are
     # made of token characters only.
@@ -212,14 +212,16 @@ def match_field(lead: Mapping[str, Any], words: Iterable[str]) -> str:
     as ``custom_fields.<key>``.
     """
     wanted = tuple(words)
-    starts = _word_starts(wanted)
+    # A word must occur before it can start a token: the substring test (cheap)
+    # spares the pattern (dear) for the fields that do not hold the word at all.
+    pairs = tuple(zip(wanted, _word_starts(wanted), strict=True))
     best, best_hits = "name", 0
     for label, value in _candidates(lead):
         if value is None:
             continue
         if isinstance(value, str):  # the common case, inline: one per field of a hit
             folded = _fold(value)
-            hits = sum(1 for start in starts if start.search(folded))
+            hits = sum(1 for w, start in pairs if w in folded and start.search(folded))
         else:
             hits = _hits(wanted, value)
         if hits > best_hits:
