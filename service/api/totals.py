@@ -28,7 +28,9 @@ __all__ = ["RequestTotals", "TotalCache"]
 class TotalCache:
     """Recent totals, each kept under the store version it was counted at."""
 
-    def __init__(self, engine: Engine, size: int = 512) -> None:
+    # An entry is a few hundred bytes: 8,192 of them (~2 MiB) keep the totals of the
+    # many different filters and search words a busy API sees between two writes.
+    def __init__(self, engine: Engine, size: int = 8192) -> None:
         database = engine.url.database or ""
         memory = database in ("", ":memory:") or database.startswith("file::memory:")
         self._path = None if engine.dialect.name != "sqlite" or memory else database
