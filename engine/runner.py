@@ -162,6 +162,17 @@ def _snapshot_deletes(
             report.counts["deleted"] += result.deleted
 
 
+def _stamp(syncer: Syncer, key: str, when: datetime) -> None:
+    """Record in the connector's cursor state when a periodic pass (``key``) ran."""
+    with session_scope(syncer.db) as session:
+        save_cursor_state(
+            session,
+            connector=syncer.name,
+            state={key: when.isoformat()},
+            now=syncer.clock(),
+        )
+
+
 def _first_load(syncer: Syncer) -> bool:
     """Whether the embedded store holds no live lead of this connector."""
     if not isinstance(syncer.destination, StoreDestination):
@@ -183,13 +194,7 @@ def _source_deletes(syncer: Syncer, report: RunReport, run_start: datetime) -> N
                 session, Batch(origin=syncer.name, deletes=ids), now=now
             )
             report.counts["deleted"] += result.deleted
-    with session_scope(syncer.db) as session:
-        save_cursor_state(
-            session,
-            connector=syncer.name,
-            state={"deletions_checked_at": run_start.isoformat()},
-            now=syncer.clock(),
-        )
+    _stamp(syncer, "deletions_checked_at", run_start)
 
 
 def _sweep_due(syncer: Syncer, run_start: datetime) -> bool:
@@ -242,13 +247,7 @@ def sync(
                 syncer, report, report.run_id, allow_mass_delete=allow_mass_delete
             )
         if full and not snapshot:
-            with session_scope(syncer.db) as session:
-                save_cursor_state(
-                    session,
-                    connector=syncer.name,
-                    state={"swept_at": run_start.isoformat()},
-                    now=syncer.clock(),
-                )
+            _stamp(syncer, "swept_at", run_start)
         if syncer.source.supports_deletions:
             _source_deletes(syncer, report, run_start)
     return report

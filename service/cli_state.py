@@ -26,7 +26,8 @@ from service.clicommon import (
     run_command,
 )
 from state.db import session_scope
-from state.models import CONTENT_FIELDS, Failure, Run
+from state.leadread import LEAD_COLUMNS
+from state.models import Failure, Run
 from state.reads import iter_leads, lead_counts
 from state.syncstate import (
     failure_counts,
@@ -38,16 +39,8 @@ from state.syncstate import (
 __all__ = ["register"]
 
 failures_app = typer.Typer(help="The per-item failure log.", no_args_is_help=True)
-EXPORT_FIELDS = (
-    "id",
-    "origin",
-    "lead_id",
-    *CONTENT_FIELDS,
-    "created_at",
-    "updated_at",
-    "source_updated_at",
-    "deleted_at",
-)
+#: the CSV export's columns: a lead's fields in contract §4 order, as the API has them
+EXPORT_FIELDS = LEAD_COLUMNS
 
 
 def _iso(value: datetime | None) -> str | None:
