@@ -511,7 +511,7 @@ class _Flow:
         if empty:
             self.indexes = "ready"
         elif store:
-            bulkindex.restore(syncer.db)  # left missing by a first load that was killed
+            self._restore_indexes()  # left missing by a first load that was killed
 
     def add(
         self,
@@ -576,7 +576,7 @@ class _Flow:
         self.hold.close()
         try:
             bulkindex.restore(self.syncer.db)
-        except Exception:  # the leads are safe; the next pass builds them again
+        except Exception:  # the leads are safe: a later pass builds them
             log.warning("indexes_not_built", exc_info=True)
 
     def _pool(self, count: int) -> MappingPool | None:
