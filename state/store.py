@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,10 @@ def execute_values(
     if not count:
         return
     name = session.get_bind().dialect.name
+    if name == "postgresql":
+        columns = [params[i::width] for i in range(width)]
+        session.connection().exec_driver_sql(_unnest(sql), tuple(columns))
+        return
     step = min(_ROWS_PER_STATEMENT.get(name, 100), _MAX_PARAMS.get(name, 999) // width)
     step = max(step, 1)
     conn = session.connection()
@@ -124,6 +129,34 @@ def execute_values(
         conn.exec_driver_sql(
             _multi_values(sql, count - full), tuple(params[full * width :])
         )
+
+
+_UNNEST: dict[str, str] = {}
+_INSERT = re.compile(r"^INSERT INTO (\w+) \(([^)]*)\) VALUES \(([^)]*)\)")
+
+
+def _unnest(sql: str) -> str:
+    """``sql`` (an INSERT of one row) rewritten to insert the rows of column arrays.
+
+    PostgreSQL: ``INSERT ... SELECT * FROM unnest(%s::type[], ...)``, one array per
+    column. The statement stays short and the same whatever the number of rows, so
+    neither psycopg (which converts long statements anew each time) nor the server
+    parses thousands of placeholders, and the arrays go over in binary.
+    """
+    cached = _UNNEST.get(sql)
+    if cached is None:
+        match = _INSERT.match(sql)
+        if match is None:  # pragma: no cover # our INSERTs are all of this form
+            raise ValueError(f"not a one-row INSERT: {sql[:80]}")
+        table = SQLModel.metadata.tables[match.group(1)]
+        names = [name.strip() for name in match.group(2).split(",")]
+        types = [table.c[n].type.compile(dialect=_PG_POSITIONAL) for n in names]
+        arrays = ", ".join(f"%b::{kind}[]" for kind in types)
+        head, tail = sql[: match.start(3) - len("VALUES (")], sql[match.end() :]
+        # placeholders and the column types of our own tables only
+        cached = f"{head}SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
+        _UNNEST[sql] = cached
+    return cached
 
 
 _MULTI: dict[tuple[str, int], str] = {}
