@@ -147,8 +147,8 @@ class Syncer:
         self.fence: int | None = None
         #: set to stop a pass between pages (daemon shutdown, lost lease)
         self.stop: threading.Event | None = None
-        # a destination that does not fill the local lead table knows its own hashes
-        self._changed = getattr(destination, "changed_raw_ids", changed_raw_ids)
+        # both destinations keep the raw payloads (and their hashes) in this store
+        self._changed = changed_raw_ids
         self._written = 0
         self._analyze_at = 5_000
         #: worker processes that map the pages of a large pass (0: this thread maps)
@@ -496,8 +496,8 @@ class _Flow:
         self.mapped_here = 0
         self.prepare = getattr(syncer.destination, "prepare", None)
         self.read = 0
-        #: the email and phone indexes (state.bulkindex): "keep", "ready" to drop
-        #: once the pass is large, "drop" at the next write, "dropped"
+        #: the indexes a first load builds at its end (state.bulkindex): "keep",
+        #: "ready" to drop once the pass is large, "drop" at the next write, "dropped"
         self.indexes = "keep"
         self.hold = ExitStack()
         store = isinstance(syncer.destination, StoreDestination)
