@@ -305,18 +305,20 @@ class Syncer:
 
         A writer that falls behind takes the pages that piled up together: one commit
         instead of several (fewer index pages written twice, fewer search segments).
-        With ``drop_indexes``, the transaction first drops the indexes a first load
+        With ``drop_indexes``, the transaction also drops the indexes a first load
         builds at its end (``state.bulkindex``).
         """
         now = self.clock()
         counts: dict[str, int] = {}
         with session_scope(self.db) as session:
-            if drop_indexes:
-                bulkindex.drop(session)
             for batch in batches:
                 _merge_into(
                     counts, self._write_batch(session, batch, run_id, seen_run, now)
                 )
+            if drop_indexes:
+                # after the rows: Python's sqlite3 runs DDL outside a transaction
+                # until a write has opened one, and the drops must commit together
+                bulkindex.drop(session)
             if cursor is not None:
                 save_cursor(
                     session,

@@ -69,7 +69,11 @@ def missing(engine: Engine) -> list[str]:
 
 
 def drop(session: Session) -> None:
-    """Drop the indexes in the caller's transaction (they go with its first rows)."""
+    """Drop the indexes in the caller's transaction, which must have written already.
+
+    (Python's sqlite3 runs DDL outside any transaction until a write opens one: the
+    drops would then commit one by one.)
+    """
     conn = session.connection()
     for index in _INDEXES:
         index.drop(conn, checkfirst=True)
