@@ -161,10 +161,9 @@ class CsvSource:
                 if pending is not None:
                     yield pending
                 pending = page
-            page = Page(FlatRecords(header, path.name))
-            records, failures = page.records, page.failures
-            assert isinstance(records, FlatRecords)  # noqa: S101 # built just above
-            add = records.append
+            records = FlatRecords(header, path.name)
+            page = Page(records)
+            failures, add = page.failures, records.append
             for item in items:
                 if isinstance(item, _Bad):
                     failures.append(item.failure)
@@ -180,10 +179,9 @@ class CsvSource:
                         continue
                 if pending is not None:
                     yield pending
-                pending, page = page, Page(FlatRecords(header, path.name))
-                records, failures = page.records, page.failures
-                assert isinstance(records, FlatRecords)  # noqa: S101 # as above
-                add = records.append
+                records = FlatRecords(header, path.name)
+                pending, page = page, Page(records)
+                failures, add = page.failures, records.append
         if page is None:  # pragma: no cover # _files() raises when nothing matches
             return
         if pending is not None:

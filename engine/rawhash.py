@@ -25,7 +25,7 @@ def raw_hash(fingerprint: str, raw: dict[str, Any]) -> str:
 def raw_hashes(fingerprint: str, raws: Iterable[dict[str, Any]]) -> list[str]:
     """``raw_hash`` of many records (one loop: a page costs no call per record)."""
     sep, blake, dumps = _SEP, hashlib.blake2b, orjson.dumps
-    flat, nested = f"{fingerprint}\x1e", f"{fingerprint}\n".encode()
+    nested = f"{fingerprint}\n".encode()
     out = []
     for raw in raws:
         try:
@@ -33,7 +33,7 @@ def raw_hashes(fingerprint: str, raws: Iterable[dict[str, Any]]) -> list[str]:
         except TypeError:  # not all strings: a nested record
             values = None
         if values is not None and values.count(sep) == len(raw) - 1:
-            data = f"{flat}{sep.join(raw)}\x1e{values}".encode()
+            data = f"{_flat_head(fingerprint, raw)}{values}".encode()
         else:
             try:  # orjson: several times cheaper than repr for a nested record
                 data = nested + dumps(raw)
@@ -52,7 +52,7 @@ def row_hashes(
     same hashes, at a fraction of the cost, since no dict is built.
     """
     sep, blake = _SEP, hashlib.blake2b
-    head = f"{fingerprint}\x1e{sep.join(keys)}\x1e"
+    head = _flat_head(fingerprint, keys)
     most = len(keys) - 1
     out = []
     for row in rows:
@@ -62,6 +62,11 @@ def row_hashes(
         else:  # a value holds the separator: hash it as ``raw_hashes`` would
             out.append(raw_hashes(fingerprint, [dict(zip(keys, row, strict=True))])[0])
     return out
+
+
+def _flat_head(fingerprint: str, keys: Iterable[str]) -> str:
+    # what the hash of a flat record covers before its joined values
+    return f"{fingerprint}\x1e{_SEP.join(keys)}\x1e"
 
 
 _SEP = "\x1f"

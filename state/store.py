@@ -71,15 +71,12 @@ def chunked(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
-# Rows per INSERT statement. SQLite: each statement of a sync's writer thread gives the
-# GIL back and must wait to take it again while the reading thread runs Python, so
-# fewer, larger statements (1,000 rows: 8% faster than 100 on a first load); PostgreSQL
-# pays a round trip per statement. Both stay below the parameter limits.
-_ROWS_PER_STATEMENT = {"sqlite": 1000, "postgresql": 500}
-_MAX_PARAMS = {
-    "sqlite": 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999,
-    "postgresql": 65_535,
-}
+# Rows per multi-row INSERT on SQLite: each statement of a sync's writer thread gives
+# the GIL back and must wait to take it again while the reading thread runs Python, so
+# fewer, larger statements (1,000 rows: 8% faster than 100 on a first load), below the
+# parameter limit. (PostgreSQL takes a batch as column arrays: ``_unnest``.)
+_ROWS_PER_STATEMENT = 1000
+_MAX_PARAMS = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _PG_POSITIONAL = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
 
 
@@ -105,7 +102,8 @@ def execute_values(
 ) -> None:
     """Run ``sql`` (an INSERT of one row of ``width`` values) over flat ``params``.
 
-    The rows go as multi-row ``VALUES`` statements of ``_ROWS_PER_STATEMENT`` rows.
+    On SQLite the rows go as multi-row ``VALUES`` statements of
+    ``_ROWS_PER_STATEMENT`` rows; on PostgreSQL as one statement of column arrays.
     """
     count = len(params) // width
     if not count:
@@ -115,8 +113,7 @@ def execute_values(
         columns = [params[i::width] for i in range(width)]
         session.connection().exec_driver_sql(_unnest(sql), tuple(columns))
         return
-    step = min(_ROWS_PER_STATEMENT.get(name, 100), _MAX_PARAMS.get(name, 999) // width)
-    step = max(step, 1)
+    step = max(min(_ROWS_PER_STATEMENT, _MAX_PARAMS // width), 1)
     conn = session.connection()
     full = count // step * step
     size = step * width

@@ -290,17 +290,22 @@ def test_export_csv(project: Project) -> None:
     )
 
 
+def start_sync(project: Project) -> subprocess.Popen[bytes]:
+    """``leadsync sync`` on the project in a child process (to be killed)."""
+    cmd = [sys.executable, "-m", "service.cli", "sync", "--config", project.config]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 @pytest.mark.slow
 def test_kill_between_batches_then_restart_converges(project: Project) -> None:
     total = 30_000
     project.write_config(batch_size=500)
     write_csv(project.csv, [row(i) for i in range(total)])
     engine = sa.create_engine(project.db_url)
-    cmd = [sys.executable, "-m", "service.cli", "sync", "--config", project.config]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = start_sync(project)
     try:
         deadline = time.monotonic() + 120
         stored = 0
@@ -369,11 +374,7 @@ def test_kill_after_the_indexes_were_deferred_then_restart_rebuilds_them(
     project.write_config(batch_size=500, map_workers=1)
     write_csv(project.csv, [row(i) for i in range(total)])
     engine = sa.create_engine(project.db_url)
-    cmd = [sys.executable, "-m", "service.cli", "sync", "--config", project.config]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = start_sync(project)
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 120
