@@ -246,3 +246,35 @@ def test_run_rows_record_counts(db, clock):
         1,
         clock.now,
     )
+
+
+def test_the_id_sweep_runs_on_its_schedule_and_tombstones_what_the_source_lost(
+    db, clock
+):
+    """A record gone from the source without a deletion event (past the archive
+    window) is tombstoned by the next due sweep, not by the incremental runs."""
+    src = FakeSource(page_size=4)
+    for i in range(10):
+        src.put(f"L{i}", T0 + timedelta(minutes=i), email=f"u{i}@example.com")
+
+    def live():
+        return {lead["lead_id"] for lead in iter_leads(db) if lead["origin"] == "fake"}
+
+    def run(**kwargs):
+        report = runner.sync(make(db, src, clock, sweep={"every": "1d"}), **kwargs)
+        assert report.ok
+        return report
+
+    assert run().counts["created"] == 10  # never swept: the first run is a full pass
+    del src.records["L3"]  # lost silently: no deletion event
+    clock.now += timedelta(hours=1)
+    assert run().counts["deleted"] == 0  # an incremental run cannot see it
+    assert "L3" in live()
+    clock.now += timedelta(days=1)
+    swept = run()  # the sweep is due: a full list pass
+    assert swept.counts["deleted"] == 1 and swept.counts["read"] == 9
+    assert live() == {f"L{i}" for i in range(10)} - {"L3"}
+    del src.records["L5"]
+    clock.now += timedelta(hours=1)
+    assert run(sweep=True).counts["deleted"] == 1  # asked for (sync --sweep)
+    assert "L5" not in live()
