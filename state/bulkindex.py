@@ -33,7 +33,7 @@ from state.store import LEAD
 
 __all__ = ["DEFER_AFTER", "deferring", "drop", "lead_table_empty", "missing", "restore"]
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger("leadsync.store")
 
 #: records a pass reads before it drops the indexes (a small pass keeps them)
 DEFER_AFTER = 20_000
