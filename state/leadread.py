@@ -25,7 +25,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from state.leadsearch import match_field
+from state.leadsearch import match_fields
 from state.models import CONTENT_FIELDS
 
 __all__ = ["LEAD_COLUMNS", "LEAD_COLUMNS_SQL", "Reader", "reading", "to_json"]
@@ -185,6 +185,11 @@ def _page_json_sql(page_sql: str, *, search: bool) -> str:
     return f"SELECT {agg} FROM ({page_sql}) AS hit"  # noqa: S608 # constant SQL
 
 
+@functools.lru_cache(maxsize=1024)  # a few field names, asked once per hit
+def _json_text(value: str) -> str:
+    return orjson.dumps(value).decode()
+
+
 @functools.lru_cache(maxsize=256)
 def _text(sql: str) -> sa.TextClause:
     return sa.text(sql)
@@ -220,8 +225,8 @@ class Reader:
                 return written
         items = self.leads(sql, params)
         if words is not None:
-            for item in items:
-                item["match_field"] = match_field(item, words)
+            for item, field in zip(items, match_fields(items, words), strict=True):
+                item["match_field"] = field
         return to_json(items)
 
     def _written_by_sqlite(
@@ -242,8 +247,8 @@ class Reader:
         objects = str(row[0]).split(_SEPARATOR)
         matched = orjson.loads(row[2])
         parts = [
-            f"{obj[:-1]},{_MATCH_KEY}{orjson.dumps(match_field(hit, words)).decode()}}}"
-            for obj, hit in zip(objects, matched, strict=True)
+            f"{obj[:-1]},{_MATCH_KEY}{_json_text(field)}}}"
+            for obj, field in zip(objects, match_fields(matched, words), strict=True)
         ]
         return f"[{','.join(parts)}]".encode()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ __all__ = [
     "SEARCH_OBJECT_PREFIX",
     "include_schema_name",
     "match_field",
+    "match_fields",
     "match_sql",
     "query_words",
     "rebuild_search_index",
@@ -100,7 +101,14 @@ def search_params(q: str, words: list[str], dialect: str) -> dict[str, Any]:
         return {"search_whole": whole, "search_size": len(whole), "search_query": query}
     query = " AND ".join(f'"{w}"*' for w in words)
     exact = _like(whole)
-    return {"search_query": query, "search_exact": exact, "search_prefix": f"{exact}%"}
+    return {
+        "search_query": query,
+        # Every lead whose email or name starts with the whole query (tiers 0 and 1)
+        # has a first token there that starts with the first word.
+        "search_initial": f'{{email name}} : ^"{words[0]}"*',
+        "search_exact": exact,
+        "search_prefix": f"{exact}%",
+    }
 
 
 _PG_QUERY = "to_tsquery('simple'::regconfig, :search_query)"
@@ -127,9 +135,24 @@ _SQLITE_TIER = (
 )
 # bm25 weights follow the FTS5 columns (email, name, first_name, last_name, company,
 # custom): email and name count most.
+_BM25 = "bm25(lead_search, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0)"
 _SQLITE_HITS = (
-    "SELECT rowid AS rid, bm25(lead_search, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0) AS score"  # noqa: S608 # constant SQL
+    f"SELECT rowid AS rid, {_BM25} AS score"  # noqa: S608 # constant SQL
     f" FROM lead_search WHERE {_SQLITE_MATCH}"
+)
+# Tiers 0 and 1 can only hold leads whose email or name begins with the first word
+# (``:search_initial``): a handful, whose rows are read for their exact tier. Every
+# other hit is tier 2 and ranked in the index alone, by score then rowid, without
+# reading its row; the first ``:limit + :offset`` of those are all a page can need
+# beside the handful (a candidate found in both keeps its lower tier).
+_SQLITE_RANKED = (
+    "SELECT rid AS hit_key, min(tier) AS tier, score FROM ("  # noqa: S608 # constant SQL
+    f"SELECT lead.rowid AS rid, {_SQLITE_TIER} AS tier, hits.score AS score"
+    f" FROM lead JOIN ({_SQLITE_HITS} AND rowid IN (SELECT rowid FROM lead_search"
+    " WHERE lead_search MATCH :search_initial)) AS hits ON hits.rid = lead.rowid"
+    f" UNION ALL SELECT * FROM (SELECT rowid, 2, {_BM25} FROM lead_search"
+    f" WHERE {_SQLITE_MATCH} ORDER BY 3, 1 LIMIT :limit + :offset)"
+    ") GROUP BY rid"
 )
 
 
@@ -138,11 +161,13 @@ def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
     """The count and one page of hits (SQL text) of a search.
 
     Ranking: exact, then prefix matches of the whole query on email or name first,
-    then relevance (bm25 or ts_rank), then id. The hits are ranked by these keys
-    alone and only the page's rows are read (``columns``, of table ``lead``): sorting
-    every hit with all its columns costs far more when a short query matches
-    thousands of leads. Bound parameters: those of ``search_params``, ``:status`` when
-    ``status`` is set, ``:limit`` and ``:offset``.
+    then relevance (bm25 or ts_rank), then a tie-break that stays the same from page
+    to page: the order leads were stored in (SQLite's rowid), or the lead id on
+    PostgreSQL. The hits are ranked by these keys alone and only the page's rows are
+    read (``columns``, of table ``lead``): sorting every hit with all its columns
+    costs far more when a short query matches thousands of leads. Bound parameters:
+    those of ``search_params``, ``:status`` when ``status`` is set, ``:limit`` and
+    ``:offset``.
     """
     where = " AND lead.status = :status" if status else ""
     if dialect == "postgresql":
@@ -150,27 +175,33 @@ def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
         count = f"SELECT count(*) {matched}"
         ranked = (
             f"SELECT lead.id AS hit_key, {_PG_TIER} AS tier,"
-            f" -ts_rank({PG_DOCUMENT}, {_PG_QUERY}) AS score, lead.id AS hit_id"
+            f" -ts_rank({PG_DOCUMENT}, {_PG_QUERY}) AS score"
             f" {matched}"
         )
         key = "id"
-    else:
-        # Only live leads are in the index.
+    elif status:
+        # Only live leads are in the index; the status is in the row, so every
+        # hit's row is read.
         count = f"SELECT count(*) FROM lead WHERE {match_sql(dialect)}{where}"  # noqa: S608 # constant SQL
         ranked = (
             f"SELECT lead.rowid AS hit_key, {_SQLITE_TIER} AS tier,"  # noqa: S608 # constant SQL
-            " hits.score AS score, lead.id AS hit_id"
+            " hits.score AS score"
             f" FROM lead JOIN ({_SQLITE_HITS}) AS hits ON hits.rid = lead.rowid"
             f" WHERE 1 = 1{where}"
         )
         key = "rowid"
-    order = "tier, score, hit_id"
+    else:
+        # The index holds exactly the live leads: it counts them alone.
+        count = f"SELECT count(*) FROM lead_search WHERE {_SQLITE_MATCH}"  # noqa: S608 # constant SQL
+        ranked = _SQLITE_RANKED
+        key = "rowid"
+    order = "tier, score, hit_key"
     page = (
         f"SELECT {columns} FROM ({ranked} ORDER BY {order}"  # noqa: S608 # constant SQL
         f" LIMIT :limit OFFSET :offset) AS page JOIN lead ON lead.{key} = page.hit_key"
         # The LIMIT again: an ORDER BY with a LIMIT stays where it is written, even
         # inside a subquery (state.leadread wraps this in an aggregate).
-        " ORDER BY page.tier, page.score, page.hit_id LIMIT :limit"
+        " ORDER BY page.tier, page.score, page.hit_key LIMIT :limit"
     )
     return count, page
 
@@ -198,11 +229,50 @@ def _hits(words: tuple[str, ...], value: Any) -> int:
     return sum(1 for w in words if any(t.startswith(w) for t in tokens))
 
 
-def _candidates(lead: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    for field, label in _FIELDS:
-        yield label, lead.get(field)
-    for key, value in (lead.get("custom_fields") or {}).items():
-        yield f"custom_fields.{key}", value
+def _string_hits(pairs: tuple[tuple[str, re.Pattern[str]], ...], value: str) -> int:
+    folded = value.lower() if value.isascii() else _fold(value)
+    # A word must occur before it can start a token: the substring test (cheap)
+    # spares the pattern (dear) for the fields that do not hold the word at all.
+    hits = 0
+    for word, start in pairs:
+        if word in folded and start.search(folded):
+            hits += 1
+    return hits
+
+
+class _Matcher:
+    """``match_field`` for one query, its words and patterns looked up once."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = tuple(words)
+        self.pairs = tuple(zip(self.words, _word_starts(self.words), strict=True))
+
+    def best(self, lead: Mapping[str, Any]) -> str:
+        best, best_hits, every = "name", 0, len(self.words)
+        for field, label in _FIELDS:
+            value = lead.get(field)
+            if value is None:
+                continue
+            if isinstance(value, str):  # the common case
+                hits = _string_hits(self.pairs, value)
+            else:
+                hits = _hits(self.words, value)
+            if hits > best_hits:
+                best, best_hits = label, hits
+                if hits == every:
+                    return best
+        for key, value in (lead.get("custom_fields") or {}).items():
+            if value is None:
+                continue
+            if isinstance(value, str):
+                hits = _string_hits(self.pairs, value)
+            else:
+                hits = _hits(self.words, value)
+            if hits > best_hits:
+                best, best_hits = f"custom_fields.{key}", hits
+                if hits == every:
+                    return best
+        return best
 
 
 def match_field(lead: Mapping[str, Any], words: Iterable[str]) -> str:
@@ -211,24 +281,13 @@ def match_field(lead: Mapping[str, Any], words: Iterable[str]) -> str:
     Priority: email, name (first/last name count as name), company, then custom fields
     as ``custom_fields.<key>``.
     """
-    wanted = tuple(words)
-    # A word must occur before it can start a token: the substring test (cheap)
-    # spares the pattern (dear) for the fields that do not hold the word at all.
-    pairs = tuple(zip(wanted, _word_starts(wanted), strict=True))
-    best, best_hits = "name", 0
-    for label, value in _candidates(lead):
-        if value is None:
-            continue
-        if isinstance(value, str):  # the common case, inline: one per field of a hit
-            folded = _fold(value)
-            hits = sum(1 for w, start in pairs if w in folded and start.search(folded))
-        else:
-            hits = _hits(wanted, value)
-        if hits > best_hits:
-            best, best_hits = label, hits
-            if hits == len(wanted):
-                break
-    return best
+    return _Matcher(words).best(lead)
+
+
+def match_fields(leads: Iterable[Mapping[str, Any]], words: Iterable[str]) -> list[str]:
+    """``match_field`` of each lead of a page, for the same query words."""
+    best = _Matcher(words).best
+    return [best(lead) for lead in leads]
 
 
 def rebuild_search_index(session: Session) -> None:

@@ -1,0 +1,128 @@
+"""SQLite search pages rank exactly as the documented order, worked out in Python.
+
+The order is: exact, then prefix matches of the whole query on email or name, then
+bm25, then rowid (the order leads were stored in). SQLite reads the rows of the few
+leads that may be in the first two tiers only, and ranks every other hit in the
+index; these tests hold that plan to the order computed from every hit, on pages
+anywhere in the list, with many tied scores and with tier-0/1 leads that also rank
+high or low by score.
+"""
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from state.db import make_engine, session_scope
+from state.leadquery import search_leads
+from state.leadsearch import query_words, search_params
+from state.migrate import upgrade
+from state.store import upsert_leads
+
+NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+_BM25 = "bm25(lead_search, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0)"
+_WORDS = ["ann", "anna", "annex", "bob", "lee", "smith", "ada", "grace", "hopper"]
+
+
+def _leads(count: int) -> list[dict[str, object]]:
+    rng = random.Random(7)
+    leads: list[dict[str, object]] = []
+    for i in range(count):
+        first = rng.choice(_WORDS)
+        last = rng.choice(_WORDS)
+        # Many leads share a shape (same words, same lengths): tied scores.
+        name = f"{first.title()} {last.title()}" if i % 7 else first.title()
+        lead: dict[str, object] = {
+            "lead_id": f"r-{i}",
+            "email": f"{rng.choice(_WORDS)}{i % 5 or ''}@{rng.choice(_WORDS)}.io",
+            "name": name,
+            "first_name": first.title(),
+            "last_name": last.title(),
+            "company": f"{rng.choice(_WORDS).title()} Corp" if i % 3 else None,
+            "custom_fields": {"industry": rng.choice(_WORDS)} if i % 4 == 0 else {},
+            "status": ("new", "contacted")[i % 2],
+        }
+        leads.append(lead)
+    return leads
+
+
+@pytest.fixture(name="store", scope="module")
+def store_fixture(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rank") / "store.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    leads = _leads(600)
+    with session_scope(engine) as session:
+        upsert_leads(session, origin="crm", leads=leads, now=NOW)
+    yield engine
+    engine.dispose()
+
+
+def _expected(engine, q: str, status: str | None) -> list[str]:
+    """Every hit, ranked in Python: tier, then bm25, then rowid."""
+    words = query_words(q)
+    params = search_params(q, words, "sqlite")
+    where = " AND lead.status = :status" if status else ""
+    sql = (
+        f"SELECT lead.id, lead.rowid, lead.email, lead.name, hits.score FROM lead"
+        f" JOIN (SELECT rowid AS rid, {_BM25} AS score FROM lead_search"
+        " WHERE lead_search MATCH :search_query) AS hits ON hits.rid = lead.rowid"
+        f" WHERE 1 = 1{where}"
+    )
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(sql, {**params, "status": status}).all()
+    whole = q.strip().lower()
+
+    def tier(email: str | None, name: str | None) -> int:
+        texts = [(t or "").lower() for t in (email, name)]
+        if whole in texts:
+            return 0
+        return 1 if any(t.startswith(whole) for t in texts) else 2
+
+    ranked = sorted(rows, key=lambda r: (tier(r.email, r.name), r.score, r.rowid))
+    return [r.id for r in ranked]
+
+
+@pytest.mark.parametrize(
+    "q", ["ann", "anna", "Ann Lee", "lee", "smith", "bob@", "ada", "corp", "an"]
+)
+@pytest.mark.parametrize("status", [None, "new"])
+def test_every_page_ranks_as_the_whole_list(store, q, status):
+    expected = _expected(store, q, status)
+    assert expected, "the query should find something"
+    for limit in (1, 7, 25, 100):
+        last = -(-len(expected) // limit)
+        # The first pages, one in the middle, the last two and one past the end.
+        for page in sorted({1, 2, 3, last // 2 + 1, last - 1, last, last + 1} - {0}):
+            result = search_leads(store, q=q, status=status, page=page, limit=limit)
+            items = [item["id"] for item in json.loads(result.data)]
+            assert result.total == len(expected)
+            assert items == expected[(page - 1) * limit : page * limit], (page, limit)
+
+
+def test_tier_candidates_cover_leads_ranked_low_by_score(store):
+    # A lead whose name is the query ranks first even when a long document gives it
+    # the lowest bm25 of all hits: its tier comes from its row, not its score.
+    extra = {
+        "lead_id": "long-one",
+        "email": None,
+        "name": "Zed",
+        "first_name": "Zed",
+        "last_name": "Zed",
+        "company": "Zed " * 30,
+        "custom_fields": {"note": "zed " * 50},
+    }
+    short = [
+        {"lead_id": f"zed-co-{i}", "name": f"Person {i}", "company": "Zed"}
+        for i in range(5)
+    ]
+    with session_scope(store) as session:
+        upsert_leads(session, origin="crm", leads=[*short, extra], now=NOW)
+    expected = _expected(store, "zed", None)
+    assert len(expected) == 6
+    for limit in (1, 2, 6):
+        result = search_leads(store, q="zed", page=1, limit=limit)
+        items = json.loads(result.data)
+        assert items[0]["name"] == "Zed"
+        assert [item["id"] for item in items] == expected[:limit]
