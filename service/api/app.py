@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.auth import KeyCache
 from service.api.errors import install_error_handlers
+from service.api.fastlane import ReadLane
 from service.api.metrics import ApiMetrics
 from service.api.middleware import ApiMiddleware
 from service.api.ratelimit import InMemoryRateLimiter, RateLimitBackend
@@ -126,10 +127,14 @@ def create_app(
     app.state.write_lock = threading.Lock()
     install_error_handlers(app)
     app.include_router(build_ops_router())
-    app.include_router(build_read_router(models))
+    read_router = build_read_router(models)
+    app.include_router(read_router)
     app.include_router(build_write_router(models))
     app.include_router(build_sync_router(models))
     app.add_middleware(
-        ApiMiddleware, metrics=metrics, max_body_bytes=settings.api.max_body_bytes
+        ApiMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.api.max_body_bytes,
+        lane=ReadLane(app, read_router.routes),
     )
     return app

@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_snake
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import dumps, error_body
+from service.api.fastlane import ReadLane
 from service.api.metrics import ApiMetrics
 from service.api.ratelimit import rate_limit_headers
 
@@ -78,10 +79,18 @@ async def _send_error(send: Send, status: int, body: dict[str, Any]) -> None:
 class ApiMiddleware:
     """See the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, metrics: ApiMetrics, max_body_bytes: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ApiMetrics,
+        max_body_bytes: int,
+        lane: ReadLane | None = None,
+    ):
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.lane = lane
 
     async def _read_body(self, scope: Scope, receive: Receive) -> Receive | None:
         """The body read up front (bounded), replayed to the app; None if too large."""
@@ -160,7 +169,12 @@ class ApiMiddleware:
                         return
                     body_receive = replay
                     _json_content_type(scope)
-                await self.app(scope, body_receive, send_with_headers)
+                lane = self.lane
+                found = lane.match(scope) if lane is not None else None
+                if lane is not None and found is not None:  # see service.api.fastlane
+                    await lane.serve(found, scope, receive, send_with_headers)
+                else:
+                    await self.app(scope, body_receive, send_with_headers)
         except Exception:  # noqa: BLE001 # the one boundary: no exception may leak as a traceback
             _log.exception(
                 "request_failed",
