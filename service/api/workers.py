@@ -6,7 +6,7 @@ accept on it (and replace one that dies). Each worker loads the same config file
 parent passes its path in ``$LEADSYNC_CONFIG``, environment overrides are inherited)
 and opens its own store engine. Shared between the workers:
 
-- rate limits, counted in one SQLite file (``shared_limits_path``), so each key's
+- rate limits, counted in one memory-mapped file (``shared_limits_path``), so each key's
   limits hold across them;
 - request metrics, in prometheus_client's multi-process mode (files in a temporary
   folder), so ``/metrics`` sums every worker's requests whichever worker answers.
@@ -30,7 +30,7 @@ from engine import gcpolicy
 from engine.parentwatch import watch_parent
 from service.api.app import create_app
 from service.api.metrics import MULTIPROCESS_ENV
-from service.api.ratelimit import SqliteFileRateLimiter, shared_limits_path
+from service.api.ratelimit import SharedFileRateLimiter, shared_limits_path
 from service.logconfig import configure_logging
 from service.settings import Settings, load_settings
 
@@ -49,7 +49,7 @@ def worker_app() -> FastAPI:
     # uvicorn turned its access log off before this reset it: off again, as with one
     # process (where uvicorn's config comes after ours).
     logging.getLogger("uvicorn.access").propagate = False
-    limiter = SqliteFileRateLimiter(shared_limits_path(settings.store_url()))
+    limiter = SharedFileRateLimiter(shared_limits_path(settings.store_url()))
     app = create_app(settings, rate_limiter=limiter)
     # a supervisor killed outright (kill -9) cannot stop its workers: stop with it
     watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
@@ -62,7 +62,7 @@ def serve_workers(settings: Settings, workers: int) -> None:
 
     The store must be migrated already (the workers do not race to upgrade it).
     """
-    SqliteFileRateLimiter(shared_limits_path(settings.store_url())).close()
+    SharedFileRateLimiter(shared_limits_path(settings.store_url())).close()
     if settings.config_file is not None:
         os.environ["LEADSYNC_CONFIG"] = str(settings.config_file)
     # The workers' request metrics: files in a fresh folder, summed at each scrape.

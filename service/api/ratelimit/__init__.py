@@ -1,7 +1,8 @@
 """Per-key rate limits: the backend interface and its implementations.
 
-``InMemoryRateLimiter`` serves one API process; ``SqliteFileRateLimiter`` keeps the
-windows in a SQLite file that the processes of ``leadsync serve --workers N`` share.
+``InMemoryRateLimiter`` serves one API process; ``SharedFileRateLimiter`` keeps the
+windows in a memory-mapped file that the processes of ``leadsync serve --workers N``
+share.
 """
 
 from service.api.ratelimit.base import (
@@ -11,14 +12,14 @@ from service.api.ratelimit.base import (
     rate_limit_headers,
 )
 from service.api.ratelimit.memory import InMemoryRateLimiter
-from service.api.ratelimit.sqlitefile import SqliteFileRateLimiter, shared_limits_path
+from service.api.ratelimit.sharedfile import SharedFileRateLimiter, shared_limits_path
 
 __all__ = [
     "WINDOW_SECONDS",
     "InMemoryRateLimiter",
     "RateLimitBackend",
     "RateLimitResult",
-    "SqliteFileRateLimiter",
+    "SharedFileRateLimiter",
     "rate_limit_headers",
     "shared_limits_path",
 ]

@@ -2,7 +2,8 @@
 
 Buckets are ``<key id>:requests``, ``<key id>:sync`` and ``<key id>:sync_leads``. A
 backend only has to implement ``RateLimitBackend.hit``: ``memory.py`` keeps the windows
-in one process, ``sqlitefile.py`` in a SQLite file that several processes share.
+in one process, ``sharedfile.py`` in a memory-mapped file that several processes
+share.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from service.api import create_app
 from service.api.deps import get_clock
-from service.api.ratelimit import SqliteFileRateLimiter
+from service.api.ratelimit import SharedFileRateLimiter
 from service.api.totals import TotalCache
 
 from .conftest import Api, TestClient, make_settings
@@ -47,7 +47,7 @@ def watched_fixture(db, clock, tmp_path, monkeypatch):
         return version(self)
 
     monkeypatch.setattr(TotalCache, "version", watched_version)
-    limiter = SqliteFileRateLimiter(tmp_path / "limits.db")
+    limiter = SharedFileRateLimiter(tmp_path / "limits")
     hit = limiter.hit
 
     def watched_hit(*args, **kwargs):

@@ -1,14 +1,13 @@
-"""Rate limit backends: in one process, and in a SQLite file shared by processes."""
+"""Rate limit backends: in one process, and in a memory-mapped file shared by processes."""
 
 import multiprocessing
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from service.api.ratelimit import (
     InMemoryRateLimiter,
-    SqliteFileRateLimiter,
+    SharedFileRateLimiter,
     shared_limits_path,
 )
 
@@ -21,13 +20,13 @@ class Ticks:
         return self.now
 
 
-@pytest.fixture(name="backend", params=["memory", "sqlite-file"])
+@pytest.fixture(name="backend", params=["memory", "shared-file"])
 def backend_fixture(request, tmp_path):
     ticks = Ticks()
     if request.param == "memory":
         yield InMemoryRateLimiter(clock=ticks), ticks
         return
-    limiter = SqliteFileRateLimiter(tmp_path / "limits", clock=ticks)
+    limiter = SharedFileRateLimiter(tmp_path / "limits", clock=ticks)
     yield limiter, ticks
     limiter.close()
 
@@ -71,7 +70,7 @@ def test_custom_windows(backend):
 
 def test_a_clock_set_back_starts_a_new_window(tmp_path):
     ticks = Ticks()
-    limiter = SqliteFileRateLimiter(tmp_path / "limits", clock=ticks)
+    limiter = SharedFileRateLimiter(tmp_path / "limits", clock=ticks)
     assert limiter.hit("k:requests", limit=2).allowed
     ticks.now -= 3600  # the wall clock was set back
     assert limiter.hit("k:requests", limit=2).remaining == 1
@@ -82,7 +81,7 @@ def test_a_hit_timed_just_before_the_window_start_counts_in_it(tmp_path):
     # Two processes read the clock, then queue for the lock: the one that read it
     # later may write first. The earlier time must not start a new window.
     ticks = Ticks()
-    limiter = SqliteFileRateLimiter(tmp_path / "limits", clock=ticks)
+    limiter = SharedFileRateLimiter(tmp_path / "limits", clock=ticks)
     assert limiter.hit("k:requests", limit=2).remaining == 1
     ticks.now -= 0.001
     late = limiter.hit("k:requests", limit=2)
@@ -91,24 +90,52 @@ def test_a_hit_timed_just_before_the_window_start_counts_in_it(tmp_path):
     limiter.close()
 
 
-def test_expired_windows_are_forgotten(tmp_path):
+def test_ended_windows_free_their_slots(tmp_path):
     ticks = Ticks()
-    path = tmp_path / "limits"
-    limiter = SqliteFileRateLimiter(path, clock=ticks)
+    limiter = SharedFileRateLimiter(tmp_path / "limits", clock=ticks)
     for n in range(5):
         limiter.hit(f"k{n}:requests", limit=1)
+    assert limiter.live_windows() == 5
     ticks.now += 120
-    limiter.hit("k0:requests", limit=1)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT bucket FROM rate_window").fetchall() == [
-            ("k0:requests",)
-        ]
+    assert limiter.live_windows() == 0
+    for n in range(5, 10):  # new buckets reuse ended slots where they probe past them
+        assert limiter.hit(f"k{n}:requests", limit=1).allowed
+    assert limiter.hit("k0:requests", limit=1).remaining == 0  # a new window
+    assert limiter.live_windows() == 6
     limiter.close()
+
+
+def test_buckets_that_share_a_probe_run_keep_their_own_windows(tmp_path, monkeypatch):
+    from service.api.ratelimit import sharedfile
+
+    monkeypatch.setattr(sharedfile, "SLOTS", 4)  # every bucket collides
+    ticks = Ticks()
+    limiter = SharedFileRateLimiter(tmp_path / "limits", clock=ticks)
+    for n in range(4):
+        assert limiter.hit(f"k{n}", limit=n + 1).remaining == n
+    for n in range(4):
+        assert limiter.hit(f"k{n}", limit=n + 1).remaining == max(0, n - 1)
+    # A full table: the window nearest its end is taken over, nothing fails.
+    ticks.now += 1
+    assert limiter.hit("k-new", limit=1).allowed
+    assert limiter.live_windows() == 4
+    limiter.close()
+
+
+def test_a_file_not_ours_is_laid_out_anew(tmp_path):
+    path = tmp_path / "limits"
+    path.write_bytes(b"SQLite format 3\0" + bytes(100))
+    limiter = SharedFileRateLimiter(path)
+    assert limiter.hit("k", limit=2).remaining == 1
+    limiter.close()
+    again = SharedFileRateLimiter(path)  # ours now: the window is still there
+    assert again.hit("k", limit=2).remaining == 0
+    again.close()
 
 
 def test_instances_on_one_file_share_their_windows(tmp_path):
     path = tmp_path / "limits"
-    first, second = SqliteFileRateLimiter(path), SqliteFileRateLimiter(path)
+    first, second = SharedFileRateLimiter(path), SharedFileRateLimiter(path)
     assert first.hit("k:requests", limit=2).remaining == 1
     assert second.hit("k:requests", limit=2).remaining == 0
     assert not first.hit("k:requests", limit=2).allowed
@@ -117,7 +144,7 @@ def test_instances_on_one_file_share_their_windows(tmp_path):
 
 
 def _hammer(path: str, hits: int, queue) -> None:  # runs in a child process
-    limiter = SqliteFileRateLimiter(Path(path))
+    limiter = SharedFileRateLimiter(Path(path))
     allowed = [limiter.hit("k:requests", limit=25).allowed for _ in range(hits)]
     queue.put(sum(allowed))
 
@@ -139,10 +166,10 @@ def test_limits_hold_across_processes(tmp_path):
 def test_where_the_shared_windows_live(tmp_path):
     store = tmp_path / "var" / "leadsync.db"
     assert shared_limits_path(f"sqlite:///{store}") == store.with_name(
-        "leadsync.db-ratelimit"
+        "leadsync.db-ratelimits"
     )
     pg = shared_limits_path("postgresql+psycopg://u:secret@db/leads")
-    assert pg.name.startswith("leadsync-ratelimit-")
+    assert pg.name.startswith("leadsync-ratelimits-")
     assert "secret" not in str(pg)
     assert pg == shared_limits_path("postgresql+psycopg://u:other@db/leads")
     assert pg != shared_limits_path("postgresql+psycopg://u:secret@db/other")
