@@ -3,8 +3,9 @@
 SQLite matches against the FTS5 table ``lead_search``; PostgreSQL against the tsvector
 expression of the partial GIN index ``ix_lead_search``. A query is split into words and
 each word matches as a prefix (``ann`` finds ``Anna``). Hits rank exact, then prefix
-matches of the whole query on email or name first, then by relevance. Which field
-matched (``match_field``) is decided on the page's rows, in Python.
+matches of the whole query on email or name first, then by relevance, then in a fixed
+order (``search_sql``). Which field matched (``match_field``) is decided on the page's
+rows, in Python.
 """
 
 from __future__ import annotations
