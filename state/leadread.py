@@ -25,8 +25,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from state.leadsearch import match_fields
 from state.models import CONTENT_FIELDS
+from state.searchmatch import match_fields
 
 __all__ = ["LEAD_COLUMNS", "LEAD_COLUMNS_SQL", "Reader", "reading", "to_json"]
 
