@@ -5,7 +5,8 @@ Pure ASGI (not ``BaseHTTPMiddleware``) because it runs on every request: it stam
 keys into snake_case (``sortBy`` -> ``sort_by``, ``assignedTo`` -> ``owner``), adds the
 ``X-RateLimit-*`` headers the auth dependency left in the request state, records
 metrics by route template, and turns an unexpected exception into a generic 500 that
-carries the request id and leaks nothing.
+carries the request id and leaks nothing. A GET of a read route goes from here to the
+route's handler directly (``service.api.fastlane``); every other request to the app.
 """
 
 from __future__ import annotations
