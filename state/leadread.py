@@ -164,10 +164,6 @@ _CLEAN = " AND ".join(
 _OBJECT = "json_object({})".format(
     ", ".join(f"'{c}', {_value_sql(c)}" for c in LEAD_COLUMNS)
 )
-# What ``match_field`` reads of a search hit: email, the names, company, custom fields.
-_MATCHED = "json_object({})".format(
-    ", ".join(f"'{c}', {_value_sql(c)}" for c in (*LEAD_COLUMNS[3:8], "custom_fields"))
-)
 _MATCH_KEY = '"match_field":'
 _SEPARATOR = "\x1e"  # char(30) in the SQL: JSON text escapes control characters
 
@@ -177,9 +173,8 @@ def _page_json_sql(page_sql: str, *, search: bool) -> str:
     # The aggregate takes the rows in the order the subquery gives them: its ORDER BY
     # comes with a LIMIT, so SQLite can neither drop nor flatten it.
     clean = f"min(CASE WHEN {_CLEAN} THEN 1 ELSE 0 END)"
-    if search:
-        hits = f"json_group_array({_MATCHED})"
-        agg = f"group_concat({_OBJECT}, char(30)), {clean}, {hits}"
+    if search:  # the objects apart, for their match_field
+        agg = f"group_concat({_OBJECT}, char(30)), {clean}"
     else:
         agg = f"'[' || coalesce(group_concat({_OBJECT}, ','), '') || ']', {clean}"
     return f"SELECT {agg} FROM ({page_sql}) AS hit"  # noqa: S608 # constant SQL
@@ -245,7 +240,9 @@ class Reader:
         if words is None or row[0] is None:
             return str(row[0] or "[]").encode()
         objects = str(row[0]).split(_SEPARATOR)
-        matched = orjson.loads(row[2])
+        # match_field reads the leads themselves: one parse of the page as an array
+        # costs less than SQLite writing their searched fields a second time.
+        matched = orjson.loads(f"[{','.join(objects)}]")
         parts = [
             f"{obj[:-1]},{_MATCH_KEY}{_json_text(field)}}}"
             for obj, field in zip(objects, match_fields(matched, words), strict=True)
