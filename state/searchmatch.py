@@ -53,14 +53,6 @@ def _word_starts(words: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(rf"(?<![^\W_]){re.escape(w)}") for w in words)
 
 
-def _hits(words: tuple[str, ...], value: Any) -> int:
-    if isinstance(value, str):
-        folded = _fold(value)
-        return sum(1 for start in _word_starts(words) if start.search(folded))
-    tokens = _field_words(value)
-    return sum(1 for w in words if any(t.startswith(w) for t in tokens))
-
-
 def _string_hits(pairs: tuple[tuple[str, re.Pattern[str]], ...], value: str) -> int:
     folded = value.lower() if value.isascii() else _fold(value)
     # A word must occur before it can start a token: the substring test (cheap)
@@ -79,27 +71,25 @@ class _Matcher:
         self.words = tuple(words)
         self.pairs = tuple(zip(self.words, _word_starts(self.words), strict=True))
 
+    def hits(self, value: Any) -> int:
+        """How many query words ``value`` matches (None: none)."""
+        if value is None:
+            return 0
+        if isinstance(value, str):  # the common case
+            return _string_hits(self.pairs, value)
+        tokens = _field_words(value)  # a number, a list
+        return sum(1 for w in self.words if any(t.startswith(w) for t in tokens))
+
     def best(self, lead: Mapping[str, Any]) -> str:
         best, best_hits, every = "name", 0, len(self.words)
         for field, label in _FIELDS:
-            value = lead.get(field)
-            if value is None:
-                continue
-            if isinstance(value, str):  # the common case
-                hits = _string_hits(self.pairs, value)
-            else:
-                hits = _hits(self.words, value)
+            hits = self.hits(lead.get(field))
             if hits > best_hits:
                 best, best_hits = label, hits
                 if hits == every:
                     return best
         for key, value in (lead.get("custom_fields") or {}).items():
-            if value is None:
-                continue
-            if isinstance(value, str):
-                hits = _string_hits(self.pairs, value)
-            else:
-                hits = _hits(self.words, value)
+            hits = self.hits(value)
             if hits > best_hits:
                 best, best_hits = f"custom_fields.{key}", hits
                 if hits == every:

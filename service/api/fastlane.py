@@ -21,12 +21,10 @@ path) goes through the app as usual. The routes stay declared on the app, so
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from starlette.convertors import Convertor
 from starlette.types import Receive, Scope, Send
 
 from service.api.fastroute import FastRoute
@@ -36,69 +34,46 @@ __all__ = ["ReadLane"]
 _Handler = Callable[[Request], Awaitable[Response]]
 
 
-class _LaneRoute:
-    """One route of the lane: its pattern, converters and compiled handler."""
-
-    __slots__ = ("convertors", "handler", "pattern", "route")
-
-    def __init__(self, route: FastRoute) -> None:
-        self.route = route
-        self.pattern: re.Pattern[str] = route.path_regex
-        self.convertors: dict[str, Convertor[Any]] = route.param_convertors
-        self.handler: _Handler = route.get_route_handler()
-
-    def params(self, path: str) -> dict[str, Any] | None:
-        """The path parameters if ``path`` is this route's, else None."""
-        found = self.pattern.match(path)
-        if found is None:
-            return None
-        return {
-            name: self.convertors[name].convert(value)
-            for name, value in found.groupdict().items()
-        }
-
-
 class ReadLane:
     """GET requests of ``FastRoute`` routes, served without the app's own stack."""
 
     def __init__(self, app: FastAPI, routes: Iterable[Any]) -> None:
         self._app = app
-        self._routes = [
-            _LaneRoute(route)
+        self._routes: list[tuple[FastRoute, _Handler]] = [
+            (route, route.get_route_handler())
             for route in routes
             if isinstance(route, FastRoute) and route.methods == {"GET"}
         ]
 
-    def match(self, scope: Scope) -> tuple[_LaneRoute, dict[str, Any]] | None:
-        """The lane route for this request and its path parameters, or None."""
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer the request if it is a lane route's; False (nothing sent) if not."""
         if scope["method"] != "GET" or scope.get("root_path"):
-            return None
-        path: str = scope["path"]
-        for lane_route in self._routes:
-            params = lane_route.params(path)
-            if params is not None:
-                return lane_route, params
-        return None
-
-    async def serve(
-        self,
-        found: tuple[_LaneRoute, dict[str, Any]],
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        """Answer one request matched by ``match``."""
-        lane_route, params = found
+            return False
+        matched = next(
+            (
+                (route, handler, found)
+                for route, handler in self._routes
+                if (found := route.path_regex.match(scope["path"])) is not None
+            ),
+            None,
+        )
+        if matched is None:
+            return False
+        route, handler, found = matched
         scope["app"] = self._app
-        scope["path_params"] = params
-        scope["route"] = lane_route.route
-        scope["endpoint"] = lane_route.route.endpoint
+        scope["path_params"] = {
+            name: route.param_convertors[name].convert(value)
+            for name, value in found.groupdict().items()
+        }
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
         request = Request(scope, receive)
         try:
-            response = await lane_route.handler(request)
+            response = await handler(request)
         except Exception as exc:  # noqa: BLE001 # _handled re-raises what no handler takes
             response = await self._handled(request, exc)
         await response(scope, receive, send)
+        return True
 
     async def _handled(self, request: Request, exc: Exception) -> Response:
         handlers: dict[Any, Callable[..., Any]] = self._app.exception_handlers

@@ -170,11 +170,10 @@ class ApiMiddleware:
                         return
                     body_receive = replay
                     _json_content_type(scope)
-                lane = self.lane
-                found = lane.match(scope) if lane is not None else None
-                if lane is not None and found is not None:  # see service.api.fastlane
-                    await lane.serve(found, scope, receive, send_with_headers)
-                else:
+                # A GET of a read route: see service.api.fastlane.
+                if self.lane is None or not await self.lane.handle(
+                    scope, receive, send_with_headers
+                ):
                     await self.app(scope, body_receive, send_with_headers)
         except Exception:  # noqa: BLE001 # the one boundary: no exception may leak as a traceback
             _log.exception(

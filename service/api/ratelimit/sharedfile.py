@@ -124,16 +124,16 @@ class SharedFileRateLimiter:
         """Update the bucket's slot (file lock held): its end, use, and the verdict."""
         table = self._map
         first = int.from_bytes(digest[:8], "little") % SLOTS
-        offset, start, until, used = self._find(digest, first, now)
+        offset, stored = self._find(digest, first, now)
         # A window is over when its end has passed, or when it starts more than a
         # window ahead (the clock was set back). Processes read the clock before they
         # queue for the lock, so a hit may carry a time a little before the start a
         # faster process wrote: that hit still belongs to the window.
-        if offset < 0 or now >= until or now + window < start:
-            offset = -offset - 1 if offset < 0 else offset
+        if stored is None or now >= stored[1] or now + window < stored[0]:
             allowed = cost <= limit
             start, until, used = now, now + window, cost if allowed else 0
         else:
+            start, until, used = stored
             allowed = used + cost <= limit
             used += cost if allowed else 0
         _SLOT.pack_into(table, offset, digest, start, until, used)
@@ -141,8 +141,8 @@ class SharedFileRateLimiter:
 
     def _find(
         self, digest: bytes, first: int, now: float
-    ) -> tuple[int, float, float, int]:
-        """The bucket's slot and its values; or, as ``-offset - 1``, one to claim."""
+    ) -> tuple[int, tuple[float, float, int] | None]:
+        """The bucket's slot and its (start, until, used); or a slot to claim, None."""
         table = self._map
         claim = -1
         oldest = (float("inf"), -1)
@@ -150,13 +150,13 @@ class SharedFileRateLimiter:
             offset = _HEADER.size + ((first + probe) % SLOTS) * _SLOT.size
             key, start, until, used = _SLOT.unpack_from(table, offset)
             if key == digest:
-                return offset, start, until, used
+                return offset, (start, until, used)
             if key == _EMPTY:  # the end of this bucket's run: it is not in the table
-                return -(offset if claim < 0 else claim) - 1, 0.0, 0.0, 0
+                return (offset if claim < 0 else claim), None
             if claim < 0 and until <= now:
                 claim = offset  # an ended window: reusable, but look further first
             oldest = min(oldest, (until, offset))
-        return -(claim if claim >= 0 else oldest[1]) - 1, 0.0, 0.0, 0
+        return (claim if claim >= 0 else oldest[1]), None
 
     def live_windows(self) -> int:
         """How many slots hold a window that has not ended (for tests and checks)."""
