@@ -19,6 +19,7 @@ from engine import gcpolicy
 from service.context import AppContext
 from service.logconfig import configure_logging, redact
 from service.settings import load_settings
+from state import sqlitetune
 
 __all__ = [
     "ConfigOpt",
@@ -88,6 +89,7 @@ def _errors(debug: bool) -> Iterator[None]:
 def run_command(debug: bool, body: Callable[[], Any]) -> Any:
     """Run a command body: known errors become one-line messages, ``False`` exit 1."""
     gcpolicy.tune()
+    sqlitetune.tune()  # before the body opens a store
     try:
         with _errors(debug):
             result = body()

@@ -33,6 +33,7 @@ from service.api.metrics import MULTIPROCESS_ENV
 from service.api.ratelimit import SharedFileRateLimiter, shared_limits_path
 from service.logconfig import configure_logging
 from service.settings import Settings, load_settings
+from state import sqlitetune
 
 __all__ = ["serve_workers", "worker_app"]
 
@@ -41,6 +42,7 @@ _FACTORY = "service.api.workers:worker_app"
 
 def worker_app() -> FastAPI:
     """The app of one worker process: a uvicorn factory, configured by the env."""
+    sqlitetune.tune()  # before the app opens the store
     settings = load_settings()
     fmt = settings.logging.format
     configure_logging(
