@@ -256,7 +256,7 @@ def search_leads(
                 reader, count_sql, params, totals=totals, key=key, version=version
             )
         params.update(limit=limit, offset=(page - 1) * limit)
-        data = reader.page_json(page_sql, params, words)
+        data = reader.page_json(page_sql, params, words, in_place=True)
     return LeadPage(data=data, total=total)
 
 
@@ -270,7 +270,7 @@ def get_lead(engine: Engine, lead_id: str) -> bytes:
         LeadNotFound: no such lead, or it is deleted.
     """
     with reading(engine, snapshot=False) as reader:
-        found = reader.page_json(_GET, {"lead_id": lead_id})
+        found = reader.page_json(_GET, {"lead_id": lead_id}, in_place=True)
     if found == b"[]":
         raise LeadNotFound(f"no lead with id '{lead_id}'")
     return found[1:-1]

@@ -6,8 +6,8 @@ queries. On SQLite the store writes a page's JSON itself (``json_object`` per ro
 joined in one aggregate row): one ``sqlite3_step`` per page rather than one per row,
 each of which hands the GIL to the event loop and waits to get it back, and no Python
 objects per lead. That text is byte for byte what ``to_json`` makes of ``_lead_dict``
-for the values the store writes; a page holding anything else (see ``_CLEAN``) is read
-row by row instead. PostgreSQL pages are always read row by row.
+for the values the store writes; a page holding anything else (see ``state.pagesql``) is
+read row by row instead. PostgreSQL pages are always read row by row.
 """
 
 from __future__ import annotations
@@ -25,17 +25,10 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from state.models import CONTENT_FIELDS
+from state.pagesql import LEAD_COLUMNS, LEAD_COLUMNS_SQL, TIMES, page_json_sql
 from state.searchmatch import match_fields
 
 __all__ = ["LEAD_COLUMNS", "LEAD_COLUMNS_SQL", "Reader", "reading", "to_json"]
-
-_TIMES = ("created_at", "updated_at", "source_updated_at", "deleted_at")
-#: The columns of a lead, in the order of its JSON object (contract §4).
-LEAD_COLUMNS = ("id", "origin", "lead_id", *CONTENT_FIELDS, *_TIMES)
-#: ``LEAD_COLUMNS`` of table ``lead``, as a SELECT list.
-LEAD_COLUMNS_SQL = ", ".join(f"lead.{c}" for c in LEAD_COLUMNS)
-_JSON_COLUMNS = ("tags", "custom_fields")
 
 
 def _default(value: Any) -> Any:
@@ -100,84 +93,13 @@ def _lead_dict(row: Sequence[Any], time: Callable[[Any], Any]) -> dict[str, Any]
     custom = _loads(lead["custom_fields"])
     lead["tags"] = list(tags) if tags else []
     lead["custom_fields"] = dict(custom) if custom else {}
-    for name in _TIMES:
+    for name in TIMES:
         lead[name] = time(lead[name])
     return lead
 
 
-# The page as JSON, written by SQLite. Text columns have TEXT affinity (a number
-# given to them is stored as text), and json_object quotes text exactly as orjson
-# does. What could differ is checked per row (``_CLEAN``), and one row that fails
-# sends the page down the row path: a datetime not in the format ``_time_text``
-# rewrites as text; a score that is not an integer (floats print differently); tags
-# or custom fields that are not an array or object (``null`` reads as [] or {}), or
-# whose text holds a token json() copies as stored where the row path re-writes it:
-# an escape, an exponent, ``-0``, an integer of 19 digits or more. orjson
-# (state.store) and json.dumps (SQLAlchemy) write none of these for plain text and
-# numbers, and both write fractions as the shortest repr. The checks read the text,
-# so a string that only looks like such a token takes the row path: slower, never
-# different.
-
-
-def _time_sql(column: str) -> str:
-    c = f"hit.{column}"
-    return (
-        f"CASE WHEN {c} IS NULL THEN NULL"
-        f" WHEN substr({c}, 20) = '.000000'"
-        f" THEN substr({c}, 1, 10) || 'T' || substr({c}, 12, 8) || 'Z'"
-        f" ELSE substr({c}, 1, 10) || 'T' || substr({c}, 12) || 'Z' END"
-    )
-
-
-def _value_sql(column: str) -> str:
-    if column in _TIMES:
-        return _time_sql(column)
-    if column in _JSON_COLUMNS:
-        return f"json(hit.{column})"
-    return f"hit.{column}"
-
-
-_DIGITS_19 = "[0-9]" * 19
-_JSON_TEXT = "(hit.tags || hit.custom_fields)"
-# Most tags and custom fields hold no digit nor escape: one pass over the text, and
-# the token checks only for the others.
-_PLAIN_JSON = f"NOT {_JSON_TEXT} GLOB '*[0-9\\' || char(30) || ']*'"
-_CHECKED_JSON = " AND ".join(
-    [
-        f"instr({_JSON_TEXT}, '\\') = 0 AND instr({_JSON_TEXT}, char(30)) = 0",
-        f"NOT {_JSON_TEXT} GLOB '*[0-9][eE][-+0-9]*'",
-        f"NOT {_JSON_TEXT} GLOB '*[[:, ]-0[]}}, ]*'",
-        f"NOT {_JSON_TEXT} GLOB '*{_DIGITS_19}*'",
-    ]
-)
-_CLEAN = " AND ".join(
-    [
-        *(
-            f"(hit.{c} IS NULL OR hit.{c} GLOB '????-??-?? ??:??:??.??????')"
-            for c in _TIMES
-        ),
-        "typeof(hit.score) IN ('integer', 'null')",
-        "hit.tags GLOB '[[]*' AND hit.custom_fields GLOB '{*'",
-        f"(({_PLAIN_JSON}) OR ({_CHECKED_JSON}))",
-    ]
-)
-_OBJECT = "json_object({})".format(
-    ", ".join(f"'{c}', {_value_sql(c)}" for c in LEAD_COLUMNS)
-)
 _MATCH_KEY = '"match_field":'
 _SEPARATOR = "\x1e"  # char(30) in the SQL: JSON text escapes control characters
-
-
-@functools.lru_cache(maxsize=256)
-def _page_json_sql(page_sql: str, *, search: bool) -> str:
-    # The aggregate takes the rows in the order the subquery gives them: its ORDER BY
-    # comes with a LIMIT, so SQLite can neither drop nor flatten it.
-    clean = f"min(CASE WHEN {_CLEAN} THEN 1 ELSE 0 END)"
-    if search:  # the objects apart, for their match_field
-        agg = f"group_concat({_OBJECT}, char(30)), {clean}"
-    else:
-        agg = f"'[' || coalesce(group_concat({_OBJECT}, ','), '') || ']', {clean}"
-    return f"SELECT {agg} FROM ({page_sql}) AS hit"  # noqa: S608 # constant SQL
 
 
 @functools.lru_cache(maxsize=1024)  # a few field names, asked once per hit
@@ -207,15 +129,22 @@ class Reader:
         return [_lead_dict(row, self._time) for row in self._run(sql, params)]
 
     def page_json(
-        self, sql: str, params: dict[str, Any], words: list[str] | None = None
+        self,
+        sql: str,
+        params: dict[str, Any],
+        words: list[str] | None = None,
+        *,
+        in_place: bool = False,
     ) -> bytes:
-        """The JSON array of the leads a statement selects (``LEAD_COLUMNS``).
+        """The JSON array of the leads a statement selects (``LEAD_COLUMNS_SQL``).
 
         An ordered statement must end in ``ORDER BY ... LIMIT``. With ``words`` (a
-        search), each lead carries its ``match_field``.
+        search), each lead carries its ``match_field``. ``in_place``: the statement
+        reads the lead rows of its page only (it ranks or looks up keys first), so
+        SQLite may write each lead's JSON in its select list.
         """
         if self.dialect == "sqlite":
-            written = self._written_by_sqlite(sql, params, words)
+            written = self._written_by_sqlite(sql, params, words, in_place)
             if written is not None:
                 return written
         items = self.leads(sql, params)
@@ -225,10 +154,14 @@ class Reader:
         return to_json(items)
 
     def _written_by_sqlite(
-        self, sql: str, params: dict[str, Any], words: list[str] | None
+        self,
+        sql: str,
+        params: dict[str, Any],
+        words: list[str] | None,
+        in_place: bool,
     ) -> bytes | None:
         """The page as SQLite writes it, or None when a row needs the row path."""
-        statement = _page_json_sql(sql, search=words is not None)
+        statement = page_json_sql(sql, search=words is not None, in_place=in_place)
         try:
             (row,) = self._run(statement, params)
         except sqlite3.OperationalError as exc:

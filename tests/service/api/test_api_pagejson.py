@@ -84,14 +84,17 @@ def _store_id(engine, case):
 def test_a_lead_reads_the_same_both_ways(store, case):
     params = {"id": _store_id(store, case)}
     with reading(store) as reader:
-        by_sqlite = reader._written_by_sqlite(_ONE, params, None)
+        # in place (as a lead by id is read) and by an aggregate (as a list page is)
+        written = [
+            reader._written_by_sqlite(_ONE, params, None, p) for p in (True, False)
+        ]
         by_rows = to_json(reader.leads(_ONE, params))
-        answered = reader.page_json(_ONE, params)
+        answered = reader.page_json(_ONE, params, in_place=True)
     assert answered == by_rows
     if case in PLAIN:
-        assert by_sqlite == by_rows
+        assert written == [by_rows, by_rows]
     else:
-        assert by_sqlite is None
+        assert written == [None, None]
 
 
 def _search(reader, q):
@@ -100,7 +103,8 @@ def _search(reader, q):
     params = {**search_params(q, words, "sqlite"), "limit": 100, "offset": 0}
     rows = reader.leads(page_sql, params)
     by_rows = to_json([{**r, "match_field": match_field(r, words)} for r in rows])
-    return reader._written_by_sqlite(page_sql, params, words), by_rows, len(rows)
+    written = reader._written_by_sqlite(page_sql, params, words, True)
+    return written, by_rows, len(rows)
 
 
 def test_search_pages_read_the_same_both_ways(store):
@@ -130,7 +134,9 @@ def test_a_separator_in_stored_text_takes_the_row_path(store):
         )
     try:
         with reading(store) as reader:
-            assert reader._written_by_sqlite(_ONE, {"id": lead_id}, None) is None
+            for in_place in (True, False):
+                found = reader._written_by_sqlite(_ONE, {"id": lead_id}, None, in_place)
+                assert found is None
     finally:
         with store.begin() as conn:
             conn.execute(

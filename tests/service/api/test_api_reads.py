@@ -9,9 +9,10 @@ from service.api.errors import dumps
 from service.api.totals import TotalCache
 from state.db import make_engine
 from state.leadquery import LeadFilter, _list_sql, _shape_and_params, prefer_scan
-from state.leadread import LEAD_COLUMNS, _page_json_sql
+from state.leadread import LEAD_COLUMNS
 from state.migrate import upgrade
 from state.models import CONTENT_FIELDS
+from state.pagesql import page_json_sql
 from state.reads import lead_row_to_dict
 from state.store import LEAD
 
@@ -160,7 +161,7 @@ def test_a_scanned_page_walks_the_sort_index(
     _, page_sql = _list_sql(shape, scan=True)
     params.update(limit=25, offset=0)
     # The statement as it runs: the page inside the aggregate that writes its JSON.
-    statement = _page_json_sql(page_sql, search=False)
+    statement = page_json_sql(page_sql, search=False, in_place=False)
     with sqlite_store.connect() as conn:
         plan = [
             row[3]
