@@ -25,7 +25,13 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from state.pagesql import LEAD_COLUMNS, LEAD_COLUMNS_SQL, TIMES, page_json_sql
+from state.pagesql import (
+    LEAD_COLUMNS,
+    LEAD_COLUMNS_SQL,
+    SEPARATOR,
+    TIMES,
+    page_json_sql,
+)
 from state.searchmatch import match_fields
 
 __all__ = ["LEAD_COLUMNS", "LEAD_COLUMNS_SQL", "Reader", "reading", "to_json"]
@@ -99,7 +105,6 @@ def _lead_dict(row: Sequence[Any], time: Callable[[Any], Any]) -> dict[str, Any]
 
 
 _MATCH_KEY = '"match_field":'
-_SEPARATOR = "\x1e"  # char(30) in the SQL: JSON text escapes control characters
 
 
 @functools.lru_cache(maxsize=1024)  # a few field names, asked once per hit
@@ -172,7 +177,7 @@ class Reader:
             return None
         if words is None or row[0] is None:
             return str(row[0] or "[]").encode()
-        objects = str(row[0]).split(_SEPARATOR)
+        objects = str(row[0]).split(SEPARATOR)
         # match_field reads the leads themselves: one parse of the page as an array
         # costs less than SQLite writing their searched fields a second time.
         matched = orjson.loads(f"[{','.join(objects)}]")

@@ -19,7 +19,7 @@ import functools
 
 from state.models import CONTENT_FIELDS
 
-__all__ = ["LEAD_COLUMNS", "LEAD_COLUMNS_SQL", "TIMES", "page_json_sql"]
+__all__ = ["LEAD_COLUMNS", "LEAD_COLUMNS_SQL", "SEPARATOR", "TIMES", "page_json_sql"]
 
 #: The lead's datetime columns.
 TIMES = ("created_at", "updated_at", "source_updated_at", "deleted_at")
@@ -28,6 +28,11 @@ LEAD_COLUMNS = ("id", "origin", "lead_id", *CONTENT_FIELDS, *TIMES)
 #: ``LEAD_COLUMNS`` of table ``lead``, as a SELECT list.
 LEAD_COLUMNS_SQL = ", ".join(f"lead.{c}" for c in LEAD_COLUMNS)
 _JSON_COLUMNS = ("tags", "custom_fields")
+#: Between a search page's objects; JSON text escapes control characters, so no
+#: object holds one unless stored text does (``clean_sql`` sends such a page down the
+#: row path).
+SEPARATOR = "\x1e"
+_SEPARATOR_SQL = f"char({ord(SEPARATOR)})"
 _DIGITS_19 = "[0-9]" * 19
 
 
@@ -59,10 +64,10 @@ def _clean_sql(row: str) -> str:
     text = f"({row}.tags || {row}.custom_fields)"
     # Most tags and custom fields hold no digit nor escape: one pass over the text,
     # and the token checks only for the others.
-    plain = f"NOT {text} GLOB '*[0-9\\' || char(30) || ']*'"
+    plain = f"NOT {text} GLOB '*[0-9\\' || {_SEPARATOR_SQL} || ']*'"
     checked = " AND ".join(
         [
-            f"instr({text}, '\\') = 0 AND instr({text}, char(30)) = 0",
+            f"instr({text}, '\\') = 0 AND instr({text}, {_SEPARATOR_SQL}) = 0",
             f"NOT {text} GLOB '*[0-9][eE][-+0-9]*'",
             f"NOT {text} GLOB '*[[:, ]-0[]}}, ]*'",
             f"NOT {text} GLOB '*{_DIGITS_19}*'",
@@ -93,7 +98,7 @@ def page_json_sql(page_sql: str, *, search: bool, in_place: bool) -> str:
     """One row: the page's objects as JSON and 1 if all of them are clean, else 0.
 
     ``page_sql`` selects ``LEAD_COLUMNS_SQL`` and ends in ``ORDER BY ... LIMIT``. A
-    search's objects are separated by char(30), for their match_field; any other
+    search's objects are separated by ``SEPARATOR``, for their match_field; any other
     page is a JSON array. ``in_place``: the statement reads only its page's rows.
     """
     if in_place and page_sql.count(LEAD_COLUMNS_SQL) == 1:
@@ -105,7 +110,7 @@ def page_json_sql(page_sql: str, *, search: bool, in_place: bool) -> str:
     # The aggregate takes the rows in the order the subquery gives them: its ORDER BY
     # comes with a LIMIT, so SQLite can neither drop nor flatten it.
     if search:
-        agg = f"group_concat({objects}, char(30)), {clean}"
+        agg = f"group_concat({objects}, {_SEPARATOR_SQL}), {clean}"
     else:
         agg = f"'[' || coalesce(group_concat({objects}, ','), '') || ']', {clean}"
     return f"SELECT {agg} FROM ({inner}) AS hit"  # noqa: S608 # constant SQL

@@ -16,6 +16,7 @@ into the ``sqlite3`` module itself (no shared library to call).
 from __future__ import annotations
 
 import ctypes
+import functools
 import sqlite3
 import threading
 from pathlib import Path
@@ -28,6 +29,7 @@ _lock = threading.Lock()
 _tuned = False
 
 
+@functools.cache  # the library a process runs on does not change
 def _library() -> ctypes.CDLL | None:
     """The SQLite shared library this process's ``sqlite3`` module runs on, if any."""
     try:
@@ -51,12 +53,14 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
+def _built_off(lib: ctypes.CDLL) -> bool:
+    return bool(lib.sqlite3_compileoption_used(b"DEFAULT_MEMSTATUS=0"))
+
+
 def memory_statistics_off() -> bool:
     """Whether SQLite keeps no memory statistics in this process."""
     lib = _library()
-    if lib is None:
-        return False
-    return _tuned or bool(lib.sqlite3_compileoption_used(b"DEFAULT_MEMSTATUS=0"))
+    return lib is not None and (_tuned or _built_off(lib))
 
 
 def tune() -> bool:
@@ -69,7 +73,7 @@ def tune() -> bool:
         if _tuned:
             return False
         lib = _library()
-        if lib is None or lib.sqlite3_compileoption_used(b"DEFAULT_MEMSTATUS=0"):
+        if lib is None or _built_off(lib):
             return False
         if lib.sqlite3_memory_used() != 0:
             return False  # a connection or statement is alive: leave SQLite as it is

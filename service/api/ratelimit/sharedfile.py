@@ -63,6 +63,10 @@ def shared_limits_path(store_url: str) -> Path:
     return Path(tempfile.gettempdir()) / f"leadsync-ratelimits-{digest}"
 
 
+def _offset(slot: int) -> int:
+    return _HEADER.size + slot * _SLOT.size
+
+
 def _digest(bucket: str) -> bytes:
     digest = hashlib.blake2b(bucket.encode(), digest_size=16).digest()
     return digest if digest != _EMPTY else b"\x01" + digest[1:]
@@ -75,7 +79,7 @@ class SharedFileRateLimiter:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()  # flock excludes processes; this, threads
-        self._size = _HEADER.size + SLOTS * _SLOT.size
+        self._size = _offset(SLOTS)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -147,7 +151,7 @@ class SharedFileRateLimiter:
         claim = -1
         oldest = (float("inf"), -1)
         for probe in range(min(_PROBES, SLOTS)):
-            offset = _HEADER.size + ((first + probe) % SLOTS) * _SLOT.size
+            offset = _offset((first + probe) % SLOTS)
             key, start, until, used = _SLOT.unpack_from(table, offset)
             if key == digest:
                 return offset, (start, until, used)
@@ -164,8 +168,7 @@ class SharedFileRateLimiter:
         with self._lock:
             count = 0
             for slot in range(SLOTS):
-                offset = _HEADER.size + slot * _SLOT.size
-                key, _, until, _ = _SLOT.unpack_from(self._map, offset)
+                key, _, until, _ = _SLOT.unpack_from(self._map, _offset(slot))
                 count += key != _EMPTY and until > now
             return count
 
