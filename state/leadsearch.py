@@ -3,9 +3,12 @@
 SQLite matches against the FTS5 table ``lead_search``; PostgreSQL against the tsvector
 expression of the partial GIN index ``ix_lead_search``. A query is split into words and
 each word matches as a prefix (``ann`` finds ``Anna``). Hits rank exact, then prefix
-matches of the whole query on email or name first, then by relevance, then in a fixed
-order (``search_sql``). Which field matched (``match_field``) is decided on the page's
-rows, in Python (``state.searchmatch``).
+matches of the whole query on email or name first, then by the fields holding the
+words (email and name, then company, then custom fields), then newest first
+(``search_sql``). No hit is scored one by one: on SQLite the ranking is read from the
+index in rowid order, which keeps a search's cost near that of counting its hits.
+Which field matched (``match_field``) is decided on the page's rows, in Python
+(``state.searchmatch``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ _SQLITE_REBUILD = (
 )
 
 
+# The FTS5 column groups of the field classes (``search_sql``).
+_NAMES = "email name first_name last_name"
+_NAMED = f"{_NAMES} company"
+
+
 def include_schema_name(name: str | None, type_: str, parent_names: Any) -> bool:  # noqa: ARG001 # alembic's include_name signature
     """Alembic ``include_name`` hook: False for the search objects of migration 0002."""
     return not (name or "").startswith(SEARCH_OBJECT_PREFIX)
@@ -82,6 +90,8 @@ def search_params(q: str, words: list[str], dialect: str) -> dict[str, Any]:
     exact = _like(whole)
     return {
         "search_query": query,
+        "search_names": f"{{{_NAMES}}} : ({query})",
+        "search_named": f"{{{_NAMED}}} : ({query})",
         # Every lead whose email or name starts with the whole query (tiers 0 and 1)
         # has a first token there that starts with the first word.
         "search_initial": f'{{email name}} : ^"{words[0]}"*',
@@ -112,26 +122,69 @@ _SQLITE_TIER = (
     " (CASE WHEN lead.email LIKE :search_exact ESCAPE '\\'"
     " OR lead.name LIKE :search_exact ESCAPE '\\' THEN 0 ELSE 1 END) ELSE 2 END"
 )
-# bm25 weights follow the FTS5 columns (email, name, first_name, last_name, company,
-# custom): email and name count most.
-_BM25 = "bm25(lead_search, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0)"
-_SQLITE_HITS = (
-    f"SELECT rowid AS rid, {_BM25} AS score"  # noqa: S608 # constant SQL
-    f" FROM lead_search WHERE {_SQLITE_MATCH}"
+# The field class, the rank after the tier: 0 when every word is found in the email or
+# name (first and last name included), 1 when every word is found there or in the
+# company, else 2 (a custom field holds one). The column groups are nested, so a
+# hit's class is the first group that holds the whole query.
+_PG_NAMES = (
+    "to_tsvector('simple', coalesce(lead.name, '') || ' ' || "
+    "coalesce(lead.first_name, '') || ' ' || coalesce(lead.last_name, '') || ' ' || "
+    "translate(coalesce(lead.email, ''), '@._+-', '     '))"
 )
+_PG_CLASS = (
+    f"CASE WHEN {_PG_NAMES} @@ {_PG_QUERY} THEN 0"
+    f" WHEN ({_PG_NAMES} || to_tsvector('simple', coalesce(lead.company, '')))"
+    f" @@ {_PG_QUERY} THEN 1 ELSE 2 END"
+)
+
+
+_END = ":limit + :offset"
+# Read a class's list only while the lists before it are short of the page's end:
+# when the email or name of ``:limit + :offset`` leads hold the query (the usual
+# search for a person), the other lists are never read. SQLite skips the scan of a
+# statement whose LIMIT is 0.
+_NAMES_SHORT = f"(SELECT count(*) FROM names) < {_END}"  # noqa: S608 # constant SQL
+_NAMED_SHORT = f"{_NAMES_SHORT} AND (SELECT count(*) FROM named) < {_END}"  # noqa: S608
+
+
+def _class_list(group: str, short: str | None) -> str:
+    # The newest ``:limit + :offset`` hits of one column group, read from the index
+    # in rowid order (no score to compute, no sort).
+    limit = _END if short is None else f"CASE WHEN {short} THEN {_END} ELSE 0 END"
+    return (
+        f"SELECT rowid AS rid FROM lead_search WHERE lead_search MATCH :{group}"  # noqa: S608 # constant SQL
+        f" ORDER BY rowid DESC LIMIT {limit}"
+    )
+
+
 # Tiers 0 and 1 can only hold leads whose email or name begins with the first word
-# (``:search_initial``): a handful, whose rows are read for their exact tier. Every
-# other hit is tier 2 and ranked in the index alone, by score then rowid, without
-# reading its row; the first ``:limit + :offset`` of those are all a page can need
-# beside the handful (a candidate found in both keeps its lower tier).
+# (``:search_initial``): a handful, whose rows are read for their exact tier. A lead
+# of tier 0 or 1 is of class 0: the whole query begins its email or name, so each of
+# its words begins a word there. Every other hit is tier 2 and ranked in the index
+# alone: the page needs at most the newest ``:limit + :offset`` hits of each class,
+# and since the groups are nested, those of a group's list that belong to a lower
+# class stand before the ones it lacks. A lead found in several lists keeps its
+# lowest tier and class (a candidate of tier 2 takes its class from the lists; one
+# missing from the list of its class has a full page before it).
 _SQLITE_RANKED = (
-    "SELECT rid AS hit_key, min(tier) AS tier, score FROM ("  # noqa: S608 # constant SQL
-    f"SELECT lead.rowid AS rid, {_SQLITE_TIER} AS tier, hits.score AS score"
-    f" FROM lead JOIN ({_SQLITE_HITS} AND rowid IN (SELECT rowid FROM lead_search"
-    " WHERE lead_search MATCH :search_initial)) AS hits ON hits.rid = lead.rowid"
-    f" UNION ALL SELECT * FROM (SELECT rowid, 2, {_BM25} FROM lead_search"
-    f" WHERE {_SQLITE_MATCH} ORDER BY 3, 1 LIMIT :limit + :offset)"
+    f"WITH names AS MATERIALIZED ({_class_list('search_names', None)}),"  # noqa: S608 # constant SQL
+    f" named AS MATERIALIZED ({_class_list('search_named', _NAMES_SHORT)})"
+    " SELECT rid AS hit_key, min(tier) AS tier,"
+    " min(CASE WHEN tier < 2 THEN 0 ELSE cls END) AS score FROM ("
+    f"SELECT lead.rowid AS rid, {_SQLITE_TIER} AS tier, 2 AS cls FROM lead"
+    f" WHERE lead.rowid IN (SELECT rowid FROM lead_search WHERE {_SQLITE_MATCH}"
+    " AND rowid IN (SELECT rowid FROM lead_search"
+    " WHERE lead_search MATCH :search_initial))"
+    " UNION ALL SELECT rid, 2, 0 FROM names UNION ALL SELECT rid, 2, 1 FROM named"
+    f" UNION ALL SELECT * FROM (SELECT rid, 2, 2 FROM"
+    f" ({_class_list('search_query', _NAMED_SHORT)}))"
     ") GROUP BY rid"
+)
+_SQLITE_CLASS = (
+    "CASE WHEN lead.rowid IN (SELECT rowid FROM lead_search"
+    " WHERE lead_search MATCH :search_names) THEN 0"
+    " WHEN lead.rowid IN (SELECT rowid FROM lead_search"
+    " WHERE lead_search MATCH :search_named) THEN 1 ELSE 2 END"
 )
 
 
@@ -139,48 +192,46 @@ _SQLITE_RANKED = (
 def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
     """The count and one page of hits (SQL text) of a search.
 
-    Ranking: exact, then prefix matches of the whole query on email or name first,
-    then relevance (bm25 or ts_rank), then a tie-break that stays the same from page
-    to page: the order leads were stored in (SQLite's rowid), or the lead id on
-    PostgreSQL. The hits are ranked by these keys alone and only the page's rows are
-    read (``columns``, of table ``lead``): sorting every hit with all its columns
-    costs far more when a short query matches thousands of leads. Bound parameters:
-    those of ``search_params``, ``:status`` when ``status`` is set, ``:limit`` and
-    ``:offset``.
+    Ranking: exact, then prefix matches of the whole query on email or name first;
+    then the field class (every word in the email or name, then in those or the
+    company, then anywhere); then the newest first, an order that stays the same from
+    page to page: the order leads were stored in (SQLite's rowid), or the creation
+    time then the id on PostgreSQL. The hits are ranked by these keys
+    alone and only the page's rows are read (``columns``, of table ``lead``): sorting
+    every hit with all its columns costs far more when a short query matches
+    thousands of leads. Bound parameters: those of ``search_params``, ``:status``
+    when ``status`` is set, ``:limit`` and ``:offset``.
     """
     where = " AND lead.status = :status" if status else ""
     if dialect == "postgresql":
         matched = f"FROM lead WHERE {_PG_MATCH} AND lead.deleted_at IS NULL{where}"
         count = f"SELECT count(*) {matched}"
         ranked = (
-            f"SELECT lead.id AS hit_key, {_PG_TIER} AS tier,"
-            f" -ts_rank({PG_DOCUMENT}, {_PG_QUERY}) AS score"
-            f" {matched}"
+            f"SELECT lead.id AS hit_key, {_PG_TIER} AS tier, {_PG_CLASS} AS score,"
+            f" lead.created_at AS newest {matched}"
         )
-        key = "id"
+        key, order = "id", "tier, score, newest DESC, hit_key DESC"
     elif status:
         # Only live leads are in the index; the status is in the row, so every
         # hit's row is read.
         count = f"SELECT count(*) FROM lead WHERE {match_sql(dialect)}{where}"  # noqa: S608 # constant SQL
         ranked = (
             f"SELECT lead.rowid AS hit_key, {_SQLITE_TIER} AS tier,"  # noqa: S608 # constant SQL
-            " hits.score AS score"
-            f" FROM lead JOIN ({_SQLITE_HITS}) AS hits ON hits.rid = lead.rowid"
-            f" WHERE 1 = 1{where}"
+            f" {_SQLITE_CLASS} AS score FROM lead WHERE {match_sql(dialect)}{where}"
         )
-        key = "rowid"
+        key, order = "rowid", "tier, score, hit_key DESC"
     else:
         # The index holds exactly the live leads: it counts them alone.
         count = f"SELECT count(*) FROM lead_search WHERE {_SQLITE_MATCH}"  # noqa: S608 # constant SQL
         ranked = _SQLITE_RANKED
-        key = "rowid"
-    order = "tier, score, hit_key"
+        key, order = "rowid", "tier, score, hit_key DESC"
+    outer = ", ".join(f"page.{term}" for term in order.split(", "))
     page = (
         f"SELECT {columns} FROM ({ranked} ORDER BY {order}"  # noqa: S608 # constant SQL
         f" LIMIT :limit OFFSET :offset) AS page JOIN lead ON lead.{key} = page.hit_key"
         # The LIMIT again: an ORDER BY with a LIMIT stays where it is written, even
         # inside a subquery (state.leadread wraps this in an aggregate).
-        " ORDER BY page.tier, page.score, page.hit_key LIMIT :limit"
+        f" ORDER BY {outer} LIMIT :limit"
     )
     return count, page
 

@@ -62,7 +62,7 @@ def test_a_search_page_in_place_is_the_aggregates_page(engine):
 
 def test_an_unclean_row_is_seen_in_place_too(engine):
     with engine.begin() as conn:  # a score stored as a fraction prints differently
-        conn.execute(sa.text("UPDATE lead SET score = 1.5 WHERE lead_id = 'L3'"))
+        conn.execute(sa.text("UPDATE lead SET score = 1.5 WHERE lead_id = 'L27'"))
     _, page = search_sql("sqlite", status=False, columns=LEAD_COLUMNS_SQL)
     params = search_params("ada", ["ada"], "sqlite")
     params.update(limit=25, offset=0)

@@ -1,15 +1,17 @@
 """SQLite search pages rank exactly as the documented order, worked out in Python.
 
 The order is: exact, then prefix matches of the whole query on email or name, then
-bm25, then rowid (the order leads were stored in). SQLite reads the rows of the few
-leads that may be in the first two tiers only, and ranks every other hit in the
-index; these tests hold that plan to the order computed from every hit, on pages
-anywhere in the list, with many tied scores and with tier-0/1 leads that also rank
-high or low by score.
+the field class (every word in the email or name, then there or in the company, then
+anywhere), then newest first (rowid, descending). SQLite reads the rows of the few
+leads that may be in the first two tiers only, and takes every other hit from one
+list per class, each cut at the page's end; these tests hold that plan to the order
+computed in Python from every hit, on pages anywhere in the list, with every class
+mixed through the rowids and with tier-0/1 leads stored before and after the rest.
 """
 
 import json
 import random
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +23,6 @@ from state.migrate import upgrade
 from state.store import upsert_leads
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-_BM25 = "bm25(lead_search, 10.0, 10.0, 5.0, 5.0, 3.0, 1.0)"
 _WORDS = ["ann", "anna", "annex", "bob", "lee", "smith", "ada", "grace", "hopper"]
 
 
@@ -59,16 +60,20 @@ def store_fixture(tmp_path_factory):
     engine.dispose()
 
 
+def _tokens(*values: object) -> list[str]:
+    # The index's tokens (unicode61 folds case; these leads are ASCII).
+    return [w for v in values if v for w in re.findall(r"[^\W_]+", str(v).lower())]
+
+
 def _expected(engine, q: str, status: str | None) -> list[str]:
-    """Every hit, ranked in Python: tier, then bm25, then rowid."""
+    """Every hit, ranked in Python: tier, then field class, then newest first."""
     words = query_words(q)
     params = search_params(q, words, "sqlite")
     where = " AND lead.status = :status" if status else ""
     sql = (
-        f"SELECT lead.id, lead.rowid, lead.email, lead.name, hits.score FROM lead"
-        f" JOIN (SELECT rowid AS rid, {_BM25} AS score FROM lead_search"
-        " WHERE lead_search MATCH :search_query) AS hits ON hits.rid = lead.rowid"
-        f" WHERE 1 = 1{where}"
+        "SELECT lead.id, lead.rowid, lead.email, lead.name, lead.first_name,"
+        " lead.last_name, lead.company FROM lead WHERE lead.rowid IN"
+        f" (SELECT rowid FROM lead_search WHERE lead_search MATCH :search_query){where}"
     )
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(sql, {**params, "status": status}).all()
@@ -80,13 +85,28 @@ def _expected(engine, q: str, status: str | None) -> list[str]:
             return 0
         return 1 if any(t.startswith(whole) for t in texts) else 2
 
-    ranked = sorted(rows, key=lambda r: (tier(r.email, r.name), r.score, r.rowid))
+    def holds(tokens: list[str]) -> bool:
+        return all(any(t.startswith(w) for t in tokens) for w in words)
+
+    def field_class(r) -> int:
+        names = _tokens(r.email, r.name, r.first_name, r.last_name)
+        if holds(names):
+            return 0
+        return 1 if holds([*names, *_tokens(r.company)]) else 2
+
+    ranked = sorted(
+        rows, key=lambda r: (tier(r.email, r.name), field_class(r), -r.rowid)
+    )
     return [r.id for r in ranked]
 
 
 @pytest.mark.parametrize(
-    "q", ["ann", "anna", "Ann Lee", "lee", "smith", "bob@", "ada", "corp", "an"]
-)
+    "q",
+    [
+        "ann", "anna", "Ann Lee", "lee", "smith", "bob@", "ada", "corp", "an",
+        "ann corp", "grace hopper corp", "lee hopper",
+    ],
+)  # fmt: skip
 @pytest.mark.parametrize("status", [None, "new"])
 def test_every_page_ranks_as_the_whole_list(store, q, status):
     expected = _expected(store, q, status)
@@ -101,9 +121,9 @@ def test_every_page_ranks_as_the_whole_list(store, q, status):
             assert items == expected[(page - 1) * limit : page * limit], (page, limit)
 
 
-def test_tier_candidates_cover_leads_ranked_low_by_score(store):
-    # A lead whose name is the query ranks first even when a long document gives it
-    # the lowest bm25 of all hits: its tier comes from its row, not its score.
+def test_tier_candidates_cover_leads_stored_first(store):
+    # A lead whose name is the query ranks first even when it is the oldest hit, and
+    # would come last in every class list: its tier comes from its row.
     extra = {
         "lead_id": "long-one",
         "email": None,
@@ -118,7 +138,8 @@ def test_tier_candidates_cover_leads_ranked_low_by_score(store):
         for i in range(5)
     ]
     with session_scope(store) as session:
-        upsert_leads(session, origin="crm", leads=[*short, extra], now=NOW)
+        upsert_leads(session, origin="crm", leads=[extra], now=NOW)
+        upsert_leads(session, origin="crm", leads=short, now=NOW)
     expected = _expected(store, "zed", None)
     assert len(expected) == 6
     for limit in (1, 2, 6):

@@ -99,10 +99,10 @@ def test_whole_query_ranking_treats_like_wildcards_as_text(api):
 
 
 def test_whole_query_ranking_with_missing_names(api):
-    # A lead without a name starts with nothing: it ranks by relevance only, after
-    # one whose name holds the word twice.
-    nameless = api.create(company="Zeta Corp")
+    # A lead without a name starts with nothing: it ranks by the field holding the
+    # word (its company), after an older one whose name holds it.
     relevant = api.create(name="Alpha Zeta Zeta")
+    nameless = api.create(company="Zeta Corp")
     prefix = api.create(name="Zetas")
     exact = api.create(name="Zeta")
     found = api.request("GET", "/v1/leads/search?q=zeta").json()["data"]

@@ -30,11 +30,37 @@ def test_ranking_puts_exact_then_prefix_email_and_name_first(api):
         (name_prefix["id"], "name"),
         (email_prefix["id"], "email"),
     }
-    assert set(hits[3:]) == {
+    # The company before the custom field, though stored first.
+    assert hits[3:] == [
         (company["id"], "company"),
         (custom["id"], "custom_fields.industry"),
-    }
+    ]
     assert result["pagination"]["total"] == 5
+
+
+def test_hits_rank_by_the_fields_holding_every_word_then_newest_first(api):
+    # Stored oldest first: custom field, company, name and email, then again.
+    def batch(n):
+        return [
+            api.create(name=f"P{n}a", custom_fields={"industry": "Kappa Mining"}),
+            api.create(name=f"P{n}b", company="Kappa Mining"),
+            api.create(name=f"Mia Kappa{n}", company="Mining Co"),
+            api.create(email=f"m{n}.kappa@mining.io", name=f"P{n}d"),
+        ]
+
+    old, new = batch(1), batch(2)
+    ids = [h["id"] for h in _search(api, "kappa")["data"]]
+    # Every word in the email or name, then in the company, then anywhere; the
+    # newest first within each.
+    order = [new[3], new[2], old[3], old[2], new[1], old[1], new[0], old[0]]
+    assert ids == [lead["id"] for lead in order]
+    # Two words: both in the email; one in the name or company and the other in the
+    # company; both in a custom field.
+    ids = [h["id"] for h in _search(api, "kappa mining")["data"]]
+    order = [new[3], old[3], new[2], new[1], old[2], old[1], new[0], old[0]]
+    assert ids == [lead["id"] for lead in order]
+    hits = _search(api, "kappa mining", limit=3, page=2)["data"]
+    assert [h["id"] for h in hits] == [lead["id"] for lead in order[3:6]]
 
 
 def test_exact_email_ranks_first_and_every_word_must_match(api):
