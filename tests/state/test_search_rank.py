@@ -1,4 +1,4 @@
-"""SQLite search pages rank exactly as the documented order, worked out in Python.
+"""Search pages rank exactly as the documented order, worked out in Python.
 
 The order is: exact, then prefix matches of the whole query on email or name, then
 the field class (every word in the email or name, then there or in the company, then
@@ -7,6 +7,7 @@ leads that may be in the first two tiers only, and takes every other hit from on
 list per class, each cut at the page's end; these tests hold that plan to the order
 computed in Python from every hit, on pages anywhere in the list, with every class
 mixed through the rowids and with tier-0/1 leads stored before and after the rest.
+PostgreSQL ranks in one statement; the same tests hold it to the same order.
 """
 
 import json
@@ -15,10 +16,11 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from state.db import make_engine, session_scope
 from state.leadquery import search_leads
-from state.leadsearch import query_words, search_params
+from state.leadsearch import match_sql, query_words, search_params
 from state.migrate import upgrade
 from state.store import upsert_leads
 
@@ -48,10 +50,9 @@ def _leads(count: int) -> list[dict[str, object]]:
     return leads
 
 
-@pytest.fixture(name="store", scope="module")
-def store_fixture(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rank") / "store.db"
-    engine = make_engine(f"sqlite:///{path}")
+@pytest.fixture(name="store")
+def store_fixture(db_url):
+    engine = make_engine(db_url)
     upgrade(engine)
     leads = _leads(600)
     with session_scope(engine) as session:
@@ -68,15 +69,17 @@ def _tokens(*values: object) -> list[str]:
 def _expected(engine, q: str, status: str | None) -> list[str]:
     """Every hit, ranked in Python: tier, then field class, then newest first."""
     words = query_words(q)
-    params = search_params(q, words, "sqlite")
+    dialect = engine.dialect.name
+    params = search_params(q, words, dialect)
     where = " AND lead.status = :status" if status else ""
+    # Newest first: the order stored on SQLite; creation time, then id, on PostgreSQL.
+    newest = "lead.rowid" if dialect == "sqlite" else "lead.created_at"
     sql = (
-        "SELECT lead.id, lead.rowid, lead.email, lead.name, lead.first_name,"
-        " lead.last_name, lead.company FROM lead WHERE lead.rowid IN"
-        f" (SELECT rowid FROM lead_search WHERE lead_search MATCH :search_query){where}"
+        f"SELECT lead.id, {newest} AS newest, lead.email, lead.name, lead.first_name,"
+        f" lead.last_name, lead.company FROM lead WHERE {match_sql(dialect)}{where}"
     )
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql(sql, {**params, "status": status}).all()
+        rows = conn.execute(sa.text(sql), {**params, "status": status}).all()
     whole = q.strip().lower()
 
     def tier(email: str | None, name: str | None) -> int:
@@ -94,9 +97,8 @@ def _expected(engine, q: str, status: str | None) -> list[str]:
             return 0
         return 1 if holds([*names, *_tokens(r.company)]) else 2
 
-    ranked = sorted(
-        rows, key=lambda r: (tier(r.email, r.name), field_class(r), -r.rowid)
-    )
+    ranked = sorted(rows, key=lambda r: (r.newest, r.id), reverse=True)
+    ranked.sort(key=lambda r: (tier(r.email, r.name), field_class(r)))  # stable
     return [r.id for r in ranked]
 
 
