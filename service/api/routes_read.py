@@ -117,7 +117,9 @@ def build_read_router(models: LeadModels) -> APIRouter:
         """Full-text search over name, email, company and custom fields.
 
         Every word matches as a prefix. Exact, then prefix matches of the whole query
-        on email or name rank first; each hit says which field matched.
+        on email or name rank first; then leads whose email or name holds every word,
+        then those whose company completes them, then the rest (custom fields); newest
+        first within each. Each hit says which field matched.
         """
         result = search_leads(
             engine,
