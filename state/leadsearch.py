@@ -147,12 +147,20 @@ _NAMES_SHORT = f"(SELECT count(*) FROM names) < {_END}"  # noqa: S608 # constant
 _NAMED_SHORT = f"{_NAMES_SHORT} AND (SELECT count(*) FROM named) < {_END}"  # noqa: S608
 
 
-def _class_list(group: str, short: str | None) -> str:
+# With a status filter, a hit of a list must have it: its row is read, in the index's
+# order, until the list is full.
+_STATUS = (
+    " AND (SELECT lead.status FROM lead WHERE lead.rowid = lead_search.rowid) = :status"
+)
+
+
+def _class_list(group: str, short: str | None, status: bool) -> str:
     # The newest ``:limit + :offset`` hits of one column group, read from the index
     # in rowid order (no score to compute, no sort).
     limit = _END if short is None else f"CASE WHEN {short} THEN {_END} ELSE 0 END"
+    where = _STATUS if status else ""
     return (
-        f"SELECT rowid AS rid FROM lead_search WHERE lead_search MATCH :{group}"  # noqa: S608 # constant SQL
+        f"SELECT rowid AS rid FROM lead_search WHERE lead_search MATCH :{group}{where}"  # noqa: S608 # constant SQL
         f" ORDER BY rowid DESC LIMIT {limit}"
     )
 
@@ -166,26 +174,22 @@ def _class_list(group: str, short: str | None) -> str:
 # class stand before the ones it lacks. A lead found in several lists keeps its
 # lowest tier and class (a candidate of tier 2 takes its class from the lists; one
 # missing from the list of its class has a full page before it).
-_SQLITE_RANKED = (
-    f"WITH names AS MATERIALIZED ({_class_list('search_names', None)}),"  # noqa: S608 # constant SQL
-    f" named AS MATERIALIZED ({_class_list('search_named', _NAMES_SHORT)})"
-    " SELECT rid AS hit_key, min(tier) AS tier,"
-    " min(CASE WHEN tier < 2 THEN 0 ELSE cls END) AS score FROM ("
-    f"SELECT lead.rowid AS rid, {_SQLITE_TIER} AS tier, 2 AS cls FROM lead"
-    f" WHERE lead.rowid IN (SELECT rowid FROM lead_search WHERE {_SQLITE_MATCH}"
-    " AND rowid IN (SELECT rowid FROM lead_search"
-    " WHERE lead_search MATCH :search_initial))"
-    " UNION ALL SELECT rid, 2, 0 FROM names UNION ALL SELECT rid, 2, 1 FROM named"
-    f" UNION ALL SELECT * FROM (SELECT rid, 2, 2 FROM"
-    f" ({_class_list('search_query', _NAMED_SHORT)}))"
-    ") GROUP BY rid"
-)
-_SQLITE_CLASS = (
-    "CASE WHEN lead.rowid IN (SELECT rowid FROM lead_search"
-    " WHERE lead_search MATCH :search_names) THEN 0"
-    " WHEN lead.rowid IN (SELECT rowid FROM lead_search"
-    " WHERE lead_search MATCH :search_named) THEN 1 ELSE 2 END"
-)
+def _sqlite_ranked(status: bool) -> str:
+    where = " AND lead.status = :status" if status else ""
+    return (
+        f"WITH names AS MATERIALIZED ({_class_list('search_names', None, status)}),"  # noqa: S608 # constant SQL
+        f" named AS MATERIALIZED ({_class_list('search_named', _NAMES_SHORT, status)})"
+        " SELECT rid AS hit_key, min(tier) AS tier,"
+        " min(CASE WHEN tier < 2 THEN 0 ELSE cls END) AS score FROM ("
+        f"SELECT lead.rowid AS rid, {_SQLITE_TIER} AS tier, 2 AS cls FROM lead"
+        f" WHERE lead.rowid IN (SELECT rowid FROM lead_search WHERE {_SQLITE_MATCH}"
+        " AND rowid IN (SELECT rowid FROM lead_search"
+        f" WHERE lead_search MATCH :search_initial)){where}"
+        " UNION ALL SELECT rid, 2, 0 FROM names UNION ALL SELECT rid, 2, 1 FROM named"
+        f" UNION ALL SELECT * FROM (SELECT rid, 2, 2 FROM"
+        f" ({_class_list('search_query', _NAMED_SHORT, status)}))"
+        ") GROUP BY rid"
+    )
 
 
 @functools.cache
@@ -196,11 +200,11 @@ def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
     then the field class (every word in the email or name, then in those or the
     company, then anywhere); then the newest first, an order that stays the same from
     page to page: the order leads were stored in (SQLite's rowid), or the creation
-    time then the id on PostgreSQL. The hits are ranked by these keys
-    alone and only the page's rows are read (``columns``, of table ``lead``): sorting
-    every hit with all its columns costs far more when a short query matches
-    thousands of leads. Bound parameters: those of ``search_params``, ``:status``
-    when ``status`` is set, ``:limit`` and ``:offset``.
+    time then the id on PostgreSQL. The hits are ranked by these keys alone and only
+    the page's rows are read (``columns``, of table ``lead``): sorting every hit with
+    all its columns costs far more when a short query matches thousands of leads.
+    Bound parameters: those of ``search_params``, ``:status`` when ``status`` is
+    set, ``:limit`` and ``:offset``.
     """
     where = " AND lead.status = :status" if status else ""
     if dialect == "postgresql":
@@ -211,19 +215,15 @@ def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
             f" lead.created_at AS newest {matched}"
         )
         key, order = "id", "tier, score, newest DESC, hit_key DESC"
-    elif status:
-        # Only live leads are in the index; the status is in the row, so every
-        # hit's row is read.
-        count = f"SELECT count(*) FROM lead WHERE {match_sql(dialect)}{where}"  # noqa: S608 # constant SQL
-        ranked = (
-            f"SELECT lead.rowid AS hit_key, {_SQLITE_TIER} AS tier,"  # noqa: S608 # constant SQL
-            f" {_SQLITE_CLASS} AS score FROM lead WHERE {match_sql(dialect)}{where}"
-        )
-        key, order = "rowid", "tier, score, hit_key DESC"
     else:
-        # The index holds exactly the live leads: it counts them alone.
-        count = f"SELECT count(*) FROM lead_search WHERE {_SQLITE_MATCH}"  # noqa: S608 # constant SQL
-        ranked = _SQLITE_RANKED
+        # The index holds exactly the live leads: it counts them alone, unless the
+        # status (in the row) must be read too.
+        count = (
+            f"SELECT count(*) FROM lead WHERE {match_sql(dialect)}{where}"  # noqa: S608 # constant SQL
+            if status
+            else f"SELECT count(*) FROM lead_search WHERE {_SQLITE_MATCH}"  # noqa: S608 # constant SQL
+        )
+        ranked = _sqlite_ranked(status)
         key, order = "rowid", "tier, score, hit_key DESC"
     outer = ", ".join(f"page.{term}" for term in order.split(", "))
     page = (
