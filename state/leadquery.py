@@ -224,7 +224,8 @@ def list_leads(
             if prefer_scan(rows=rows, total=total, end=end):
                 page_sql = scan_sql
         params.update(limit=limit, offset=end - limit)
-        data = reader.page_json(page_sql, params)
+        in_place = not reader.sorts(page_sql, params)
+        data = reader.page_json(page_sql, params, in_place=in_place)
     return LeadPage(data=data, total=total)
 
 

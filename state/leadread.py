@@ -117,6 +117,12 @@ def _text(sql: str) -> sa.TextClause:
     return sa.text(sql)
 
 
+# Whether a statement's plan sorts (``Reader.sorts``), by statement text: a list has a
+# few dozen shapes (filters set, sort field, order).
+_SORTS: dict[str, bool] = {}
+_SORTS_KEPT = 512
+
+
 class Reader:
     """One read transaction: runs statements, answers leads as JSON (contract §4)."""
 
@@ -132,6 +138,24 @@ class Reader:
     def leads(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """The leads a statement selects (``LEAD_COLUMNS``), as contract §4 dicts."""
         return [_lead_dict(row, self._time) for row in self._run(sql, params)]
+
+    def sorts(self, sql: str, params: dict[str, Any]) -> bool:
+        """Whether SQLite sorts a statement's rows (a temporary B-tree in its plan).
+
+        A statement that walks an index in its ORDER BY's order skips its OFFSET
+        rows before it computes a select list, so it may write each lead's JSON in
+        place (``page_json``); one that sorts computes the list for every row it
+        sorts. Asked once per statement text: SQLite plans without the values.
+        """
+        if self.dialect != "sqlite":
+            return True
+        known = _SORTS.get(sql)
+        if known is None:
+            plan = self._run(f"EXPLAIN QUERY PLAN {sql}", params)
+            known = any("TEMP B-TREE" in str(row[-1]) for row in plan)
+            if len(_SORTS) < _SORTS_KEPT:
+                _SORTS[sql] = known
+        return known
 
     def page_json(
         self,

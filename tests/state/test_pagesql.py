@@ -1,5 +1,6 @@
 """state.pagesql: a page's JSON written in the statement's select list (in place) is
-byte for byte the JSON written by an aggregate over the statement's rows."""
+byte for byte the JSON written by an aggregate over the statement's rows; lists are
+written in place exactly when their plan walks an index instead of sorting."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from state import leadread
 from state.db import make_engine, session_scope
-from state.leadquery import get_lead, search_leads
-from state.leadread import LEAD_COLUMNS_SQL
+from state.leadquery import (
+    LeadFilter,
+    _list_sql,
+    _shape_and_params,
+    get_lead,
+    list_leads,
+    search_leads,
+)
+from state.leadread import LEAD_COLUMNS_SQL, reading
 from state.leadsearch import query_words, search_params, search_sql
 from state.migrate import upgrade
 from state.pagesql import page_json_sql
@@ -84,3 +93,33 @@ def test_the_api_search_and_get_read_in_place(engine):
     assert "AS obj" in sql and sql.count("json_object(") == 1
     assert got.startswith(b'{"id":"') and b'"lead_id":"L7"' in got
     assert found.count(b'"match_field":"name"') == 5
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "order"), [("created_at", "desc"), ("updated_at", "asc")]
+)
+def test_a_list_page_in_place_is_the_aggregates_page(engine, sort_by, order):
+    shape, params = _shape_and_params(LeadFilter(), "sqlite", sort_by, order)
+    _, page = _list_sql(shape)
+    for offset in (0, 7, 25, 29):
+        page_params = {**params, "limit": 7, "offset": offset}
+        in_place, aggregate = _both(engine, page, page_params, search=False)
+        assert in_place == aggregate
+        assert in_place[0].count('"lead_id":') == min(7, 30 - offset)
+
+
+def test_lists_are_written_in_place_only_when_their_plan_walks_an_index(engine):
+    walked, _ = _shape_and_params(LeadFilter(), "sqlite", "created_at", "desc")
+    sorted_, _ = _shape_and_params(LeadFilter(status="new"), "sqlite", "email", "asc")
+    walk_sql, sort_sql = _list_sql(walked)[1], _list_sql(sorted_)[1]
+    params = {"filter_status": "new", "limit": 5, "offset": 0}
+    with reading(engine, snapshot=False) as reader:
+        assert reader.sorts(walk_sql, params) is False
+        assert reader.sorts(sort_sql, params) is True
+    leadread._SORTS.clear()
+    found = list_leads(engine, filters=LeadFilter(), limit=5).data
+    assert dict(leadread._SORTS) == {walk_sql: False}  # asked once, then in place
+    with engine.connect() as conn:
+        statement = page_json_sql(walk_sql, search=False, in_place=False)
+        expected = conn.exec_driver_sql(statement, params).one()[0]
+    assert found == expected.encode()
