@@ -62,7 +62,8 @@ class Lead(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("origin", "lead_id", name="uq_lead_origin_lead_id"),
         sa.Index("ix_lead_updated_at_id", "updated_at", "id"),
-        sa.Index("ix_lead_created_at_id", "created_at", "id"),
+        # deleted_at too: a list of live leads skips its OFFSET in the index alone.
+        sa.Index("ix_lead_created_at_id", "created_at", "id", "deleted_at"),
         sa.Index("ix_lead_email", "email"),
         sa.Index("ix_lead_phone", "phone"),
     )
