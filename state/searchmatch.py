@@ -82,8 +82,15 @@ class _Matcher:
 
     def best(self, lead: Mapping[str, Any]) -> str:
         best, best_hits, every = "name", 0, len(self.words)
+        pairs = self.pairs
         for field, label in _FIELDS:
-            hits = self.hits(lead.get(field))
+            value = lead.get(field)
+            if value is None:
+                continue
+            if value.__class__ is str:  # the common case, without two calls a field
+                hits = _string_hits(pairs, value)
+            else:
+                hits = self.hits(value)
             if hits > best_hits:
                 best, best_hits = label, hits
                 if hits == every:
