@@ -180,7 +180,7 @@ def _sqlite_ranked(status: bool) -> str:
         f"WITH names AS MATERIALIZED ({_class_list('search_names', None, status)}),"  # noqa: S608 # constant SQL
         f" named AS MATERIALIZED ({_class_list('search_named', _NAMES_SHORT, status)})"
         " SELECT rid AS hit_key, min(tier) AS tier,"
-        " min(CASE WHEN tier < 2 THEN 0 ELSE cls END) AS score FROM ("
+        " min(CASE WHEN tier < 2 THEN 0 ELSE cls END) AS cls FROM ("
         f"SELECT lead.rowid AS rid, {_SQLITE_TIER} AS tier, 2 AS cls FROM lead"
         f" WHERE lead.rowid IN (SELECT rowid FROM lead_search WHERE {_SQLITE_MATCH}"
         " AND rowid IN (SELECT rowid FROM lead_search"
@@ -219,10 +219,10 @@ def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
         )
         ranked = (
             f"WITH hits AS MATERIALIZED ({hits}) SELECT lead.id AS hit_key,"  # noqa: S608 # constant SQL
-            f" {_PG_TIER} AS tier, {_PG_CLASS} AS score, lead.created_at AS newest"
+            f" {_PG_TIER} AS tier, {_PG_CLASS} AS cls, lead.created_at AS newest"
             " FROM hits AS lead"
         )
-        key, order = "id", "tier, score, newest DESC, hit_key DESC"
+        key, order = "id", "tier, cls, newest DESC, hit_key DESC"
     else:
         # The index holds exactly the live leads: it counts them alone, unless the
         # status (in the row) must be read too.
@@ -232,7 +232,7 @@ def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
             else f"SELECT count(*) FROM lead_search WHERE {_SQLITE_MATCH}"  # noqa: S608 # constant SQL
         )
         ranked = _sqlite_ranked(status)
-        key, order = "rowid", "tier, score, hit_key DESC"
+        key, order = "rowid", "tier, cls, hit_key DESC"
     outer = ", ".join(f"page.{term}" for term in order.split(", "))
     page = (
         f"SELECT {columns} FROM ({ranked} ORDER BY {order}"  # noqa: S608 # constant SQL
