@@ -38,13 +38,17 @@ __all__ = [
 #: indexes); schema comparisons against the SQLModel metadata skip them.
 SEARCH_OBJECT_PREFIX = ("lead_search", "ix_lead_search")
 
+# The words of the names and of the email (its separators made spaces), on PostgreSQL.
+_PG_NAME_TEXT = (
+    "coalesce(lead.name, '') || ' ' || "
+    "coalesce(lead.first_name, '') || ' ' || coalesce(lead.last_name, '') || ' ' || "
+)
+_PG_EMAIL_TEXT = "translate(coalesce(lead.email, ''), '@._+-', '     ')"
 # Keep in step with state/migrations/versions/0002_search.py: PostgreSQL uses the
 # index only when the query's expression is exactly the indexed one.
 PG_DOCUMENT = (
-    "to_tsvector('simple', coalesce(lead.name, '') || ' ' || "
-    "coalesce(lead.first_name, '') || ' ' || coalesce(lead.last_name, '') || ' ' || "
-    "coalesce(lead.company, '') || ' ' || "
-    "translate(coalesce(lead.email, ''), '@._+-', '     ')) || "
+    f"to_tsvector('simple', {_PG_NAME_TEXT}coalesce(lead.company, '') || ' ' || "
+    f"{_PG_EMAIL_TEXT}) || "
     "jsonb_to_tsvector('simple', lead.custom_fields, '[\"string\", \"numeric\"]')"
 )
 _SQLITE_REBUILD = (
@@ -103,6 +107,8 @@ def search_params(q: str, words: list[str], dialect: str) -> dict[str, Any]:
 _PG_QUERY = "to_tsquery('simple'::regconfig, :search_query)"
 _PG_MATCH = f"{PG_DOCUMENT} @@ {_PG_QUERY}"
 _SQLITE_MATCH = "lead_search MATCH :search_query"
+# A search's status filter, on the lead's row.
+_STATUS_ROW = " AND lead.status = :status"
 # The tier: 0 for an exact, 1 for a prefix match of the whole query on email or name.
 _EMAIL = "lower(coalesce(lead.email, ''))"
 _NAME = "lower(coalesce(lead.name, ''))"
@@ -126,11 +132,7 @@ _SQLITE_TIER = (
 # name (first and last name included), 1 when every word is found there or in the
 # company, else 2 (a custom field holds one). The column groups are nested, so a
 # hit's class is the first group that holds the whole query.
-_PG_NAMES = (
-    "to_tsvector('simple', coalesce(lead.name, '') || ' ' || "
-    "coalesce(lead.first_name, '') || ' ' || coalesce(lead.last_name, '') || ' ' || "
-    "translate(coalesce(lead.email, ''), '@._+-', '     '))"
-)
+_PG_NAMES = f"to_tsvector('simple', {_PG_NAME_TEXT}{_PG_EMAIL_TEXT})"
 _PG_CLASS = (
     f"CASE WHEN {_PG_NAMES} @@ {_PG_QUERY} THEN 0"
     f" WHEN ({_PG_NAMES} || to_tsvector('simple', coalesce(lead.company, '')))"
@@ -175,7 +177,7 @@ def _class_list(group: str, short: str | None, status: bool) -> str:
 # lowest tier and class (a candidate of tier 2 takes its class from the lists; one
 # missing from the list of its class has a full page before it).
 def _sqlite_ranked(status: bool) -> str:
-    where = " AND lead.status = :status" if status else ""
+    where = _STATUS_ROW if status else ""
     return (
         f"WITH names AS MATERIALIZED ({_class_list('search_names', None, status)}),"  # noqa: S608 # constant SQL
         f" named AS MATERIALIZED ({_class_list('search_named', _NAMES_SHORT, status)})"
@@ -186,8 +188,8 @@ def _sqlite_ranked(status: bool) -> str:
         " AND rowid IN (SELECT rowid FROM lead_search"
         f" WHERE lead_search MATCH :search_initial)){where}"
         " UNION ALL SELECT rid, 2, 0 FROM names UNION ALL SELECT rid, 2, 1 FROM named"
-        f" UNION ALL SELECT * FROM (SELECT rid, 2, 2 FROM"
-        f" ({_class_list('search_query', _NAMED_SHORT, status)}))"
+        f" UNION ALL SELECT rid, 2, 2 FROM"
+        f" ({_class_list('search_query', _NAMED_SHORT, status)})"
         ") GROUP BY rid"
     )
 
@@ -206,7 +208,7 @@ def search_sql(dialect: str, *, status: bool, columns: str) -> tuple[str, str]:
     Bound parameters: those of ``search_params``, ``:status`` when ``status`` is
     set, ``:limit`` and ``:offset``.
     """
-    where = " AND lead.status = :status" if status else ""
+    where = _STATUS_ROW if status else ""
     if dialect == "postgresql":
         matched = f"FROM lead WHERE {_PG_MATCH} AND lead.deleted_at IS NULL{where}"
         count = f"SELECT count(*) {matched}"
